@@ -1,0 +1,44 @@
+/**
+ * @module
+ * `@hydra/relay`: an end-to-end encrypted single-producer / multi-consumer relay for Deno,
+ * Bun and Node. This entry exports the runtime-agnostic API and picks the native adapters of
+ * the running runtime; `./deno`, `./bun` and `./node` export one runtime's adapters
+ * explicitly.
+ *
+ * @example
+ * ```ts
+ * import { defaultTransport, nativeCrypto } from "./mod.ts";
+ * const transport = defaultTransport();
+ * const crypto = nativeCrypto();
+ * console.log(transport.name, crypto.name);
+ * ```
+ */
+
+export type { Addr, Conn, ConnOptions, Listener, TcpAddr, Transport, UnixAddr } from "./src/transport/types.ts";
+export { DEFAULT_HIGH_WATER } from "./src/transport/types.ts";
+export { defaultTransport } from "./src/transport/default.ts";
+export { memoryTransport } from "./src/transport/memory.ts";
+export { nodeTransport } from "./src/transport/node.ts";
+export { denoTransport } from "./src/transport/deno.ts";
+export { bunTransport } from "./src/transport/bun.ts";
+
+export type { Aead, CryptoProvider, KeyPair, Signer } from "./src/crypto/types.ts";
+export { NONCE_LENGTH, TAG_LENGTH } from "./src/crypto/types.ts";
+export { nobleCrypto } from "./src/crypto/noble.ts";
+export { createNativeCrypto, nativeCrypto } from "./src/crypto/native.ts";
+export type { NativeCryptoOptions } from "./src/crypto/native.ts";
+
+export { ErrorCode, RelayError } from "./src/errors.ts";
+export { runtimeName } from "./src/runtime.ts";
+export type { RuntimeName } from "./src/runtime.ts";
+export {
+  concat,
+  equals,
+  fromHex,
+  readU32BE,
+  readU64BE,
+  timingSafeEqual,
+  toHex,
+  writeU32BE,
+  writeU64BE,
+} from "./src/bytes.ts";

@@ -1,0 +1,316 @@
+/**
+ * @module
+ * Native crypto adapter: the runtime's own implementations, picked per primitive by what is
+ * fastest where (measured, see docs/BENCHMARKS.md and shared baselines):
+ *
+ * | primitive | Node, Bun | Deno | browsers |
+ * |---|---|---|---|
+ * | AES-256-GCM | node:crypto (1–3 GB/s) | WebCrypto (node:crypto is ~80 MB/s there) | WebCrypto |
+ * | X25519, Ed25519 | node:crypto | node:crypto | WebCrypto |
+ * | SHA-256, HMAC, HKDF | node:crypto | node:crypto | @noble/hashes (WebCrypto digests are async-only) |
+ *
+ * node:crypto is reached through `process.getBuiltinModule`, never a static `node:` import,
+ * so this module also loads in browsers.
+ */
+
+import { hkdf as nobleHkdf } from "@noble/hashes/hkdf.js";
+import { hmac as nobleHmac } from "@noble/hashes/hmac.js";
+import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
+import { abytes, aint, concat, fromHex } from "../bytes.ts";
+import { authFailed, RelayError } from "../errors.ts";
+import { runtimeName } from "../runtime.ts";
+import { checkShared, secureRandom } from "./_checks.ts";
+import {
+  type Aead,
+  type CryptoProvider,
+  type KeyPair,
+  NONCE_LENGTH,
+  type Signer,
+  TAG_LENGTH,
+} from "./types.ts";
+
+// ---- local structural types for the two native APIs ----
+type Bytes = Uint8Array;
+interface NodeKey {
+  export(options: { format: "der"; type: "spki" | "pkcs8" }): Bytes;
+}
+interface NodeCipher {
+  setAAD(aad: Bytes): void;
+  update(data: Bytes): Bytes;
+  final(): Bytes;
+  getAuthTag(): Bytes;
+  setAuthTag(tag: Bytes): void;
+}
+interface NodeCrypto {
+  createHash(alg: "sha256"): { update(d: Bytes): { digest(): Bytes } };
+  createHmac(alg: "sha256", key: Bytes): { update(d: Bytes): { digest(): Bytes } };
+  hkdfSync(digest: "sha256", ikm: Bytes, salt: Bytes, info: Bytes, length: number): ArrayBuffer;
+  createSecretKey(key: Bytes): unknown;
+  createCipheriv(alg: "aes-256-gcm", key: unknown, iv: Bytes, o: { authTagLength: 16 }): NodeCipher;
+  createDecipheriv(alg: "aes-256-gcm", key: unknown, iv: Bytes, o: { authTagLength: 16 }): NodeCipher;
+  createPrivateKey(o: { key: Bytes; format: "der"; type: "pkcs8" }): NodeKey;
+  createPublicKey(o: NodeKey | { key: Bytes; format: "der"; type: "spki" }): NodeKey;
+  diffieHellman(o: { privateKey: NodeKey; publicKey: NodeKey }): Bytes;
+  sign(alg: null, data: Bytes, key: NodeKey): Bytes;
+  verify(alg: null, data: Bytes, key: NodeKey, signature: Bytes): boolean;
+}
+interface Subtle {
+  importKey(format: string, key: Bytes, alg: unknown, extractable: boolean, usages: string[]): Promise<unknown>;
+  exportKey(format: "jwk", key: unknown): Promise<{ x?: string }>;
+  encrypt(alg: unknown, key: unknown, data: Bytes): Promise<ArrayBuffer>;
+  decrypt(alg: unknown, key: unknown, data: Bytes): Promise<ArrayBuffer>;
+  deriveBits(alg: unknown, key: unknown, length: number): Promise<ArrayBuffer>;
+  sign(alg: unknown, key: unknown, data: Bytes): Promise<ArrayBuffer>;
+  verify(alg: unknown, key: unknown, signature: Bytes, data: Bytes): Promise<boolean>;
+}
+
+function loadNodeCrypto(): NodeCrypto | undefined {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  try {
+    return proc?.getBuiltinModule?.("node:crypto") as NodeCrypto | undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function subtle(): Subtle {
+  const s = (globalThis as { crypto?: { subtle?: Subtle } }).crypto?.subtle;
+  if (s === undefined) throw new RelayError("unsupported", "WebCrypto (crypto.subtle) is not available");
+  return s;
+}
+
+const view = (b: Bytes): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+const EMPTY = new Uint8Array(0);
+
+// DER prefixes that wrap a raw 32-byte key as PKCS#8 / SPKI (RFC 8410).
+const X25519_PKCS8 = fromHex("302e020100300506032b656e04220420");
+const X25519_SPKI = fromHex("302a300506032b656e032100");
+const ED25519_PKCS8 = fromHex("302e020100300506032b657004220420");
+const ED25519_SPKI = fromHex("302a300506032b6570032100");
+
+function fromBase64Url(s: string): Uint8Array {
+  const b64 = s.replace(/-/g, "+").replace(/_/g, "/");
+  const bin = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}
+
+// ---- AES-256-GCM ----
+function nodeAead(nc: NodeCrypto, key: Bytes): Aead {
+  const k = nc.createSecretKey(key);
+  const opts = { authTagLength: TAG_LENGTH } as const;
+  return {
+    seal(nonce, plaintext, aad) {
+      abytes(nonce, NONCE_LENGTH, "nonce");
+      abytes(plaintext, undefined, "plaintext");
+      const c = nc.createCipheriv("aes-256-gcm", k, nonce, opts);
+      if (aad !== undefined && aad.length > 0) c.setAAD(aad);
+      const out = new Uint8Array(plaintext.length + TAG_LENGTH);
+      const body = c.update(plaintext);
+      out.set(body, 0);
+      out.set(c.final(), body.length);
+      out.set(c.getAuthTag(), plaintext.length);
+      return Promise.resolve(out);
+    },
+    open(nonce, sealed, aad) {
+      abytes(nonce, NONCE_LENGTH, "nonce");
+      abytes(sealed, undefined, "sealed");
+      if (sealed.length < TAG_LENGTH) return Promise.reject(authFailed());
+      try {
+        const d = nc.createDecipheriv("aes-256-gcm", k, nonce, opts);
+        d.setAuthTag(sealed.subarray(sealed.length - TAG_LENGTH));
+        if (aad !== undefined && aad.length > 0) d.setAAD(aad);
+        const out = new Uint8Array(sealed.length - TAG_LENGTH);
+        const body = d.update(sealed.subarray(0, sealed.length - TAG_LENGTH));
+        out.set(body, 0);
+        out.set(d.final(), body.length);
+        return Promise.resolve(out);
+      } catch {
+        return Promise.reject(authFailed());
+      }
+    },
+  };
+}
+
+async function webAead(key: Bytes): Promise<Aead> {
+  const k = await subtle().importKey("raw", key, { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
+  return {
+    async seal(nonce, plaintext, aad) {
+      abytes(nonce, NONCE_LENGTH, "nonce");
+      abytes(plaintext, undefined, "plaintext");
+      const alg = { name: "AES-GCM", iv: nonce, additionalData: aad ?? EMPTY, tagLength: 128 };
+      return new Uint8Array(await subtle().encrypt(alg, k, plaintext));
+    },
+    async open(nonce, sealed, aad) {
+      abytes(nonce, NONCE_LENGTH, "nonce");
+      abytes(sealed, undefined, "sealed");
+      const alg = { name: "AES-GCM", iv: nonce, additionalData: aad ?? EMPTY, tagLength: 128 };
+      try {
+        return new Uint8Array(await subtle().decrypt(alg, k, sealed));
+      } catch {
+        throw authFailed();
+      }
+    },
+  };
+}
+
+// ---- X25519 / Ed25519 through node:crypto ----
+function nodeCurves(nc: NodeCrypto): Pick<CryptoProvider, "x25519KeyPair" | "x25519" | "ed25519" | "ed25519Verify"> {
+  const rawPublic = (k: NodeKey) => view(nc.createPublicKey(k).export({ format: "der", type: "spki" })).slice(12);
+  const priv = (prefix: Bytes, raw: Bytes) => nc.createPrivateKey({ key: concat([prefix, raw]), format: "der", type: "pkcs8" });
+  const pub = (prefix: Bytes, raw: Bytes) => nc.createPublicKey({ key: concat([prefix, raw]), format: "der", type: "spki" });
+  return {
+    x25519KeyPair(privateKey?: Bytes): Promise<KeyPair> {
+      const sk = privateKey === undefined ? secureRandom(32) : abytes(privateKey, 32, "privateKey").slice();
+      return Promise.resolve({ privateKey: sk, publicKey: rawPublic(priv(X25519_PKCS8, sk)) });
+    },
+    x25519(privateKey, publicKey) {
+      abytes(privateKey, 32, "privateKey");
+      abytes(publicKey, 32, "publicKey");
+      let shared: Bytes;
+      try {
+        shared = view(nc.diffieHellman({ privateKey: priv(X25519_PKCS8, privateKey), publicKey: pub(X25519_SPKI, publicKey) }));
+      } catch {
+        return Promise.reject(authFailed());
+      }
+      return checkShared(shared);
+    },
+    ed25519(seed): Promise<Signer> {
+      const key = priv(ED25519_PKCS8, abytes(seed, 32, "seed"));
+      return Promise.resolve({
+        publicKey: rawPublic(key),
+        sign: (m: Bytes) => Promise.resolve(view(nc.sign(null, abytes(m, undefined, "message"), key))),
+      });
+    },
+    ed25519Verify(publicKey, message, signature) {
+      abytes(message, undefined, "message");
+      if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) return Promise.resolve(false);
+      if (!(signature instanceof Uint8Array) || signature.length !== 64) return Promise.resolve(false);
+      try {
+        return Promise.resolve(nc.verify(null, message, pub(ED25519_SPKI, publicKey), signature));
+      } catch {
+        return Promise.resolve(false);
+      }
+    },
+  };
+}
+
+// ---- X25519 / Ed25519 through WebCrypto (browsers) ----
+function webCurves(): Pick<CryptoProvider, "x25519KeyPair" | "x25519" | "ed25519" | "ed25519Verify"> {
+  const X = { name: "X25519" };
+  const E = { name: "Ed25519" };
+  const publicOf = async (key: unknown) => fromBase64Url((await subtle().exportKey("jwk", key)).x ?? "");
+  return {
+    async x25519KeyPair(privateKey?: Bytes): Promise<KeyPair> {
+      const sk = privateKey === undefined ? secureRandom(32) : abytes(privateKey, 32, "privateKey").slice();
+      const k = await subtle().importKey("pkcs8", concat([X25519_PKCS8, sk]), X, true, ["deriveBits"]);
+      return { privateKey: sk, publicKey: await publicOf(k) };
+    },
+    async x25519(privateKey, publicKey) {
+      abytes(privateKey, 32, "privateKey");
+      abytes(publicKey, 32, "publicKey");
+      let shared: Bytes;
+      try {
+        const sk = await subtle().importKey("pkcs8", concat([X25519_PKCS8, privateKey]), X, false, ["deriveBits"]);
+        const pk = await subtle().importKey("raw", publicKey, X, true, []);
+        shared = new Uint8Array(await subtle().deriveBits({ name: "X25519", public: pk }, sk, 256));
+      } catch {
+        throw authFailed();
+      }
+      return checkShared(shared);
+    },
+    async ed25519(seed): Promise<Signer> {
+      const key = await subtle().importKey("pkcs8", concat([ED25519_PKCS8, abytes(seed, 32, "seed")]), E, true, ["sign"]);
+      return {
+        publicKey: await publicOf(key),
+        sign: async (m: Bytes) => new Uint8Array(await subtle().sign(E, key, abytes(m, undefined, "message"))),
+      };
+    },
+    async ed25519Verify(publicKey, message, signature) {
+      abytes(message, undefined, "message");
+      if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) return false;
+      if (!(signature instanceof Uint8Array) || signature.length !== 64) return false;
+      try {
+        const pk = await subtle().importKey("raw", publicKey, E, true, ["verify"]);
+        return await subtle().verify(E, pk, signature, message);
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+/** Options of {@link createNativeCrypto}. */
+export interface NativeCryptoOptions {
+  /**
+   * Which AES-GCM implementation to use. Default: `"webcrypto"` under Deno and in browsers,
+   * `"node"` (node:crypto) wherever else node:crypto exists.
+   */
+  readonly aead?: "node" | "webcrypto";
+}
+
+/**
+ * Builds a native crypto provider for the running runtime.
+ *
+ * @param options Implementation choices; the defaults are the fastest measured.
+ * @returns The provider.
+ * @throws {RelayError} `unsupported` when `aead: "node"` is asked for without node:crypto.
+ * @example
+ * ```ts
+ * import { createNativeCrypto } from "./native.ts";
+ * const c = createNativeCrypto();
+ * const aead = await c.aesGcm(c.randomBytes(32));
+ * const sealed = await aead.seal(new Uint8Array(12), new TextEncoder().encode("hi"));
+ * ```
+ */
+export function createNativeCrypto(options: NativeCryptoOptions = {}): CryptoProvider {
+  const nc = loadNodeCrypto();
+  const aeadImpl = options.aead ?? (nc === undefined || runtimeName() === "deno" ? "webcrypto" : "node");
+  if (aeadImpl === "node" && nc === undefined) {
+    throw new RelayError("unsupported", "node:crypto is not available in this runtime");
+  }
+  const curves = nc === undefined ? webCurves() : nodeCurves(nc);
+  const hashes: Pick<CryptoProvider, "sha256" | "hmacSha256" | "hkdf"> = nc === undefined
+    ? {
+      sha256: (d) => nobleSha256(abytes(d, undefined, "data")),
+      hmacSha256: (k, d) => nobleHmac(nobleSha256, abytes(k, undefined, "key"), abytes(d, undefined, "data")),
+      hkdf: (ikm, salt, info, length) => nobleHkdf(nobleSha256, ikm, salt, info, aint(length, 0, 255 * 32, "length")),
+    }
+    : {
+      sha256: (d) => view(nc.createHash("sha256").update(abytes(d, undefined, "data")).digest()),
+      hmacSha256: (k, d) => view(nc.createHmac("sha256", abytes(k, undefined, "key")).update(abytes(d, undefined, "data")).digest()),
+      hkdf(ikm, salt, info, length) {
+        aint(length, 0, 255 * 32, "length");
+        abytes(ikm, undefined, "ikm");
+        abytes(salt, undefined, "salt");
+        abytes(info, undefined, "info");
+        if (length === 0) return new Uint8Array(0);
+        return new Uint8Array(nc.hkdfSync("sha256", ikm, salt, info, length));
+      },
+    };
+  return {
+    name: `native(${aeadImpl === "node" ? "node:crypto" : "webcrypto"})`,
+    randomBytes: secureRandom,
+    ...hashes,
+    ...curves,
+    aesGcm(key) {
+      abytes(key, 32, "key");
+      return aeadImpl === "node" ? Promise.resolve(nodeAead(nc!, key)) : webAead(key);
+    },
+  };
+}
+
+let cached: CryptoProvider | undefined;
+
+/**
+ * The default native provider, created on first use and shared.
+ *
+ * @returns The provider.
+ * @example
+ * ```ts
+ * import { nativeCrypto } from "./native.ts";
+ * console.log(nativeCrypto().name);
+ * ```
+ */
+export function nativeCrypto(): CryptoProvider {
+  return (cached ??= createNativeCrypto());
+}

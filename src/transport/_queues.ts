@@ -1,0 +1,251 @@
+/**
+ * @module
+ * Internal queues shared by the push-based adapters (node, bun, memory): a bounded queue of
+ * received chunks that pauses its source above the high-water mark, an accept queue for
+ * listeners, and a gate that parks writers until the queue drains.
+ */
+
+import { RelayError } from "../errors.ts";
+
+interface Waiter<T> {
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Received chunks waiting for `read()`. The socket pushes; when the queued bytes reach the
+ * high-water mark `pause` is called, and `resume` once a reader has taken the queue below
+ * half of it, so a reader that stops reading makes the sender's socket fill up (TCP
+ * backpressure) instead of this process's memory.
+ */
+export class ReadQueue {
+  #chunks: Uint8Array[] = [];
+  #head = 0;
+  #bytes = 0;
+  #ended = false;
+  #error: unknown = undefined;
+  #paused = false;
+  #waiter: Waiter<Uint8Array | null> | undefined;
+  readonly #highWater: number;
+  readonly #pause: () => void;
+  readonly #resume: () => void;
+
+  constructor(highWater: number, pause: () => void, resume: () => void) {
+    this.#highWater = highWater;
+    this.#pause = pause;
+    this.#resume = resume;
+  }
+
+  /** Bytes received and not yet read. */
+  get length(): number {
+    return this.#bytes;
+  }
+
+  /** A chunk arrived from the socket; the queue takes ownership of it. */
+  push(chunk: Uint8Array): void {
+    if (this.#ended || chunk.length === 0) return;
+    const waiter = this.#waiter;
+    if (waiter !== undefined) {
+      this.#waiter = undefined;
+      waiter.resolve(chunk);
+      return;
+    }
+    this.#chunks.push(chunk);
+    this.#bytes += chunk.length;
+    if (!this.#paused && this.#bytes >= this.#highWater) {
+      this.#paused = true;
+      this.#pause();
+    }
+  }
+
+  /** The peer finished sending (EOF). Queued chunks are still delivered first. */
+  end(): void {
+    this.#finish(undefined);
+  }
+
+  /** The stream broke; queued chunks are still delivered, then `read()` throws `error`. */
+  fail(error: unknown): void {
+    this.#finish(error);
+  }
+
+  #finish(error: unknown): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#error = error;
+    const waiter = this.#waiter;
+    if (waiter !== undefined) {
+      this.#waiter = undefined;
+      if (error === undefined) waiter.resolve(null);
+      else waiter.reject(error);
+    }
+  }
+
+  /** Drops everything queued and ends the stream with `error` (local close). */
+  discard(error: unknown): void {
+    this.#chunks = [];
+    this.#head = 0;
+    this.#bytes = 0;
+    this.#finish(error);
+  }
+
+  read(): Promise<Uint8Array | null> {
+    if (this.#head < this.#chunks.length) {
+      const chunk = this.#chunks[this.#head]!;
+      this.#chunks[this.#head++] = EMPTY;
+      if (this.#head === this.#chunks.length) {
+        this.#chunks = [];
+        this.#head = 0;
+      }
+      this.#bytes -= chunk.length;
+      if (this.#paused && this.#bytes < this.#highWater / 2) {
+        this.#paused = false;
+        this.#resume();
+      }
+      return Promise.resolve(chunk);
+    }
+    if (this.#ended) {
+      return this.#error === undefined ? Promise.resolve(null) : Promise.reject(this.#error);
+    }
+    if (this.#paused) {
+      this.#paused = false;
+      this.#resume();
+    }
+    if (this.#waiter !== undefined) {
+      return Promise.reject(new TypeError("Conn.read() called again before the last read resolved"));
+    }
+    return new Promise((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+    });
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Writers parked until the outgoing queue drains below the high-water mark. Adapters call
+ * `release()` on drain and `fail()` when the connection dies.
+ */
+export class WriteGate {
+  #waiters: Waiter<void>[] = [];
+
+  /** A promise that settles on the next `release()` or `fail()`. */
+  wait(): Promise<void> {
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  /** Wakes every parked writer. */
+  release(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.resolve();
+  }
+
+  /** Rejects every parked writer. */
+  fail(error: unknown): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.reject(error);
+  }
+}
+
+/**
+ * Accepted connections waiting for `Listener.accept()`. Closing it closes whatever was never
+ * taken, so no socket leaks when a server shuts down mid-accept.
+ */
+export class AcceptQueue<C extends { close(): void }> {
+  #items: C[] = [];
+  #waiters: Waiter<C | null>[] = [];
+  #closed = false;
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  push(conn: C): void {
+    if (this.#closed) {
+      conn.close();
+      return;
+    }
+    const waiter = this.#waiters.shift();
+    if (waiter !== undefined) waiter.resolve(conn);
+    else this.#items.push(conn);
+  }
+
+  accept(): Promise<C | null> {
+    const item = this.#items.shift();
+    if (item !== undefined) return Promise.resolve(item);
+    if (this.#closed) return Promise.resolve(null);
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const c of this.#items) c.close();
+    this.#items = [];
+    for (const w of this.#waiters) w.resolve(null);
+    this.#waiters = [];
+  }
+}
+
+/**
+ * Makes a listener async-iterable over `accept()`.
+ *
+ * @param accept The listener's accept function.
+ * @returns An async iterator ending when accept yields `null`.
+ */
+export async function* iterateAccept<C>(accept: () => Promise<C | null>): AsyncGenerator<C> {
+  while (true) {
+    const conn = await accept();
+    if (conn === null) return;
+    yield conn;
+  }
+}
+
+/** The error every adapter uses for operations on a locally closed connection. */
+export function closedError(): RelayError {
+  return new RelayError("closed", "connection is closed");
+}
+
+/**
+ * Maps a runtime's socket error to a `RelayError`.
+ *
+ * @param cause The runtime's error.
+ * @param context What was being done, e.g. `connect to 127.0.0.1:4222`.
+ * @returns The error to throw.
+ */
+export function socketError(cause: unknown, context: string): RelayError {
+  const code = errorCode(cause);
+  if (code === "EADDRINUSE" || code === "AddrInUse") {
+    return new RelayError("addr-in-use", `${context}: address already in use`, { cause });
+  }
+  if (
+    code === "ECONNREFUSED" || code === "ENOENT" || code === "ConnectionRefused" ||
+    code === "NotFound" || code === "EHOSTUNREACH" || code === "ENETUNREACH"
+  ) {
+    return new RelayError("connect-failed", `${context}: connection refused`, { cause });
+  }
+  return new RelayError("connection-lost", `${context}: ${describe(cause)}`, { cause });
+}
+
+function errorCode(e: unknown): string | undefined {
+  if (typeof e !== "object" || e === null) return undefined;
+  const rec = e as { code?: unknown; name?: unknown };
+  if (typeof rec.code === "string") return rec.code;
+  if (typeof rec.name === "string") return rec.name;
+  return undefined;
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Formats an address for messages and logs.
+ *
+ * @param addr The address.
+ * @returns `host:port` or the socket path.
+ */
+export function formatAddr(addr: { kind: string; hostname?: string; port?: number; path?: string }): string {
+  return addr.kind === "tcp" ? `${addr.hostname}:${addr.port}` : `unix:${addr.path}`;
+}

@@ -1,0 +1,309 @@
+/**
+ * @module
+ * Transport adapter over `Bun.listen` / `Bun.connect` (TCP and Unix sockets).
+ *
+ * Bun's `socket.write()` writes what the kernel takes right now and returns the count; the
+ * rest is ours to resend on `drain`. This adapter keeps that pending queue (references to
+ * the caller's buffers, not copies: never mutate a written buffer) and bounds it with the
+ * high-water mark. Half-close is `shutdown()` (`end()` would close both directions).
+ * Chunks handed to the `data` handler are fresh per call, so `read()` returns them without
+ * copying; the conformance suite checks that kept chunks are never overwritten.
+ */
+
+import { RelayError } from "../errors.ts";
+import {
+  AcceptQueue,
+  closedError,
+  formatAddr,
+  iterateAccept,
+  ReadQueue,
+  socketError,
+  WriteGate,
+} from "./_queues.ts";
+import {
+  type Addr,
+  type Conn,
+  type ConnOptions,
+  DEFAULT_HIGH_WATER,
+  type Listener,
+  type Transport,
+} from "./types.ts";
+
+/** The parts of Bun's socket API this adapter uses, typed locally. */
+interface BunSocket {
+  data: BunConn | undefined;
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+  readonly localAddress?: string;
+  readonly localPort?: number;
+  write(data: Uint8Array): number;
+  shutdown(halfClose?: boolean): void;
+  end(): void;
+  terminate(): void;
+  pause(): void;
+  resume(): void;
+  setNoDelay?(noDelay?: boolean): boolean;
+}
+interface BunHandlers {
+  open(socket: BunSocket): void;
+  data(socket: BunSocket, chunk: Uint8Array): void;
+  drain(socket: BunSocket): void;
+  end(socket: BunSocket): void;
+  close(socket: BunSocket, error?: unknown): void;
+  error(socket: BunSocket, error: unknown): void;
+}
+type BunAddrOptions = { hostname: string; port: number } | { unix: string };
+interface BunServer {
+  readonly hostname?: string;
+  readonly port?: number;
+  stop(closeActiveConnections?: boolean): void;
+}
+interface BunNs {
+  listen(options: BunAddrOptions & { socket: BunHandlers; allowHalfOpen: boolean }): BunServer;
+  connect(options: BunAddrOptions & { socket: BunHandlers; allowHalfOpen: boolean }): Promise<BunSocket>;
+}
+
+function bunNs(): BunNs {
+  const ns = (globalThis as { Bun?: BunNs }).Bun;
+  if (ns === undefined) throw new RelayError("unsupported", "the bun transport needs the Bun runtime");
+  return ns;
+}
+
+class BunConn implements Conn {
+  readonly localAddr: Addr;
+  readonly remoteAddr: Addr;
+  readonly closed: Promise<void>;
+  readonly #socket: BunSocket;
+  readonly #highWater: number;
+  readonly #inbox: ReadQueue;
+  readonly #gate = new WriteGate();
+  #resolveClosed!: () => void;
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #writeClosed = false;
+  #shutdownWaiter: (() => void) | undefined;
+  #eof = false;
+  #isClosed = false;
+  #writeError: RelayError | undefined;
+
+  constructor(socket: BunSocket, unixPath: string | undefined, highWater: number) {
+    this.#socket = socket;
+    this.#highWater = highWater;
+    if (unixPath !== undefined) {
+      this.localAddr = this.remoteAddr = { kind: "unix", path: unixPath };
+    } else {
+      this.localAddr = { kind: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
+      this.remoteAddr = { kind: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+      socket.setNoDelay?.(true);
+    }
+    this.#inbox = new ReadQueue(highWater, () => socket.pause(), () => socket.resume());
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+  }
+
+  // ---- events from Bun's handlers ----
+  onData(chunk: Uint8Array): void {
+    this.#inbox.push(chunk);
+  }
+
+  onEnd(): void {
+    this.#eof = true;
+    this.#inbox.end();
+    if (this.#writeClosed && this.#pendingBytes === 0) this.#socket.end();
+  }
+
+  onDrain(): void {
+    this.#flush();
+  }
+
+  onError(error: unknown): void {
+    const err = socketError(error, formatAddr(this.remoteAddr));
+    this.#writeError ??= err;
+    this.#inbox.fail(err);
+    this.#gate.fail(err);
+  }
+
+  onClose(): void {
+    // Bun reports a peer's FIN after our own shutdown() as a close without an end event.
+    if (this.#eof || this.#writeClosed) this.#inbox.end();
+    else this.#inbox.fail(new RelayError("connection-lost", "connection closed before EOF"));
+    this.#isClosed = true;
+    this.#writeError ??= closedError();
+    this.#gate.fail(this.#writeError);
+    this.#shutdownWaiter?.();
+    this.#resolveClosed();
+  }
+
+  // ---- Conn ----
+  get writableLength(): number {
+    return this.#pendingBytes;
+  }
+
+  read(): Promise<Uint8Array | null> {
+    return this.#inbox.read();
+  }
+
+  write(data: Uint8Array): Promise<void> {
+    if (this.#writeError !== undefined) return Promise.reject(this.#writeError);
+    if (this.#writeClosed) return Promise.reject(closedError());
+    if (data.length === 0) return Promise.resolve();
+    if (this.#pendingBytes === 0) {
+      const n = this.#socket.write(data);
+      if (n === data.length) return Promise.resolve();
+      data = n > 0 ? data.subarray(n) : data;
+    }
+    this.#pending.push(data);
+    this.#pendingBytes += data.length;
+    return this.#pendingBytes >= this.#highWater ? this.#gate.wait() : Promise.resolve();
+  }
+
+  #flush(): void {
+    while (this.#pending.length > 0) {
+      const chunk = this.#pending[0]!;
+      const n = this.#socket.write(chunk);
+      if (n < 0) return;
+      this.#pendingBytes -= Math.max(n, 0);
+      if (n < chunk.length) {
+        this.#pending[0] = chunk.subarray(n);
+        break;
+      }
+      this.#pending.shift();
+    }
+    if (this.#pendingBytes < this.#highWater) this.#gate.release();
+    if (this.#pendingBytes === 0 && this.#shutdownWaiter !== undefined) {
+      const done = this.#shutdownWaiter;
+      this.#shutdownWaiter = undefined;
+      done();
+    }
+  }
+
+  async closeWrite(): Promise<void> {
+    if (this.#writeError !== undefined && !this.#writeClosed) throw this.#writeError;
+    if (this.#writeClosed) return;
+    this.#writeClosed = true;
+    if (this.#pendingBytes > 0) {
+      await new Promise<void>((resolve) => (this.#shutdownWaiter = resolve));
+    }
+    if (this.#isClosed) {
+      if (this.#pendingBytes > 0) throw this.#writeError ?? closedError();
+      return;
+    }
+    this.#socket.shutdown();
+    if (this.#eof) this.#socket.end();
+  }
+
+  close(): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    this.#writeClosed = true;
+    this.#writeError ??= closedError();
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#inbox.discard(closedError());
+    this.#gate.fail(this.#writeError);
+    this.#socket.terminate();
+    this.#resolveClosed();
+  }
+
+  setNoDelay(noDelay: boolean): void {
+    if (this.localAddr.kind === "tcp") this.#socket.setNoDelay?.(noDelay);
+  }
+}
+
+function handlers(unixPath: string | undefined, highWater: number, onOpen?: (c: BunConn) => void): BunHandlers {
+  return {
+    open(socket) {
+      const conn = new BunConn(socket, unixPath, highWater);
+      socket.data = conn;
+      onOpen?.(conn);
+    },
+    data: (socket, chunk) => socket.data?.onData(chunk),
+    drain: (socket) => socket.data?.onDrain(),
+    end: (socket) => socket.data?.onEnd(),
+    close: (socket) => socket.data?.onClose(),
+    error: (socket, error) => socket.data?.onError(error),
+  };
+}
+
+function bunAddr(addr: Addr): BunAddrOptions {
+  return addr.kind === "unix" ? { unix: addr.path } : { hostname: addr.hostname, port: addr.port };
+}
+
+class BunListener implements Listener {
+  readonly addr: Addr;
+  readonly #server: BunServer;
+  readonly #queue: AcceptQueue<BunConn>;
+
+  constructor(server: BunServer, addr: Addr, queue: AcceptQueue<BunConn>) {
+    this.#server = server;
+    this.addr = addr;
+    this.#queue = queue;
+  }
+
+  accept(): Promise<Conn | null> {
+    return this.#queue.accept();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Conn> {
+    return iterateAccept(() => this.accept());
+  }
+
+  close(): Promise<void> {
+    this.#queue.close();
+    this.#server.stop(false);
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Creates the Bun-native transport.
+ *
+ * @returns The transport.
+ * @throws {RelayError} `unsupported` from `listen`/`connect` outside Bun.
+ * @example
+ * ```ts ignore
+ * import { bunTransport } from "./bun.ts";
+ * const listener = await bunTransport().listen({ kind: "tcp", hostname: "127.0.0.1", port: 0 });
+ * await listener.close();
+ * ```
+ */
+export function bunTransport(): Transport {
+  return {
+    name: "bun",
+    listen(addr: Addr, options?: ConnOptions): Promise<Listener> {
+      const hwm = options?.highWaterMark ?? DEFAULT_HIGH_WATER;
+      const unixPath = addr.kind === "unix" ? addr.path : undefined;
+      const queue = new AcceptQueue<BunConn>();
+      try {
+        const server = bunNs().listen({
+          ...bunAddr(addr),
+          allowHalfOpen: true,
+          socket: handlers(unixPath, hwm, (c) => queue.push(c)),
+        });
+        const bound: Addr = addr.kind === "unix"
+          ? addr
+          : { kind: "tcp", hostname: server.hostname ?? addr.hostname, port: server.port ?? addr.port };
+        return Promise.resolve(new BunListener(server, bound, queue));
+      } catch (e) {
+        if (e instanceof RelayError) return Promise.reject(e);
+        return Promise.reject(socketError(e, `listen on ${formatAddr(addr)}`));
+      }
+    },
+    async connect(addr: Addr, options?: ConnOptions): Promise<Conn> {
+      const hwm = options?.highWaterMark ?? DEFAULT_HIGH_WATER;
+      let socket: BunSocket;
+      try {
+        socket = await bunNs().connect({
+          ...bunAddr(addr),
+          allowHalfOpen: true,
+          socket: handlers(addr.kind === "unix" ? addr.path : undefined, hwm),
+        });
+      } catch (e) {
+        if (e instanceof RelayError) throw e;
+        throw socketError(e, `connect to ${formatAddr(addr)}`);
+      }
+      const conn = socket.data;
+      if (conn === undefined) throw new RelayError("connect-failed", `connect to ${formatAddr(addr)}: no socket`);
+      return conn;
+    },
+  };
+}

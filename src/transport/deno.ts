@@ -1,0 +1,330 @@
+/**
+ * @module
+ * Transport adapter over `Deno.listen` / `Deno.connect` (TCP and Unix sockets), using
+ * `conn.read` / `conn.write` / `conn.closeWrite` directly: Deno's web streams cannot
+ * half-close and add a copy.
+ *
+ * Buffer ownership: each `read()` fills a buffer the adapter then gives up. The buffer size
+ * adapts (4 KiB idle … 256 KiB under load) so an idle connection pins little memory; a read
+ * that fills under a quarter of its buffer is copied out and the buffer reused, so a kept
+ * chunk never pins a mostly empty buffer. `write()` queues the caller's buffer without
+ * copying (never mutate it afterwards); runs of small queued chunks are coalesced into one
+ * `conn.write` to save syscalls.
+ */
+
+import { RelayError } from "../errors.ts";
+import { closedError, formatAddr, iterateAccept, socketError, WriteGate } from "./_queues.ts";
+import {
+  type Addr,
+  type Conn,
+  type ConnOptions,
+  DEFAULT_HIGH_WATER,
+  type Listener,
+  type Transport,
+} from "./types.ts";
+
+/** The parts of the Deno namespace this adapter uses, typed locally. */
+type DenoAddr =
+  | { transport: "tcp" | "udp"; hostname: string; port: number }
+  | { transport: "unix" | "unixpacket"; path: string };
+interface DenoConn {
+  readonly localAddr: DenoAddr;
+  readonly remoteAddr: DenoAddr;
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  closeWrite(): Promise<void>;
+  close(): void;
+  setNoDelay?(noDelay?: boolean): void;
+}
+interface DenoListener {
+  readonly addr: DenoAddr;
+  accept(): Promise<DenoConn>;
+  close(): void;
+}
+type DenoOptions =
+  | { transport: "tcp"; hostname: string; port: number }
+  | { transport: "unix"; path: string };
+interface DenoNs {
+  listen(options: DenoOptions): DenoListener;
+  connect(options: DenoOptions): Promise<DenoConn>;
+  removeSync(path: string): void;
+}
+
+function denoNs(): DenoNs {
+  const ns = (globalThis as { Deno?: DenoNs }).Deno;
+  if (ns === undefined) {
+    throw new RelayError("unsupported", "the deno transport needs the Deno runtime");
+  }
+  return ns;
+}
+
+const MIN_READ = 4 * 1024;
+const MAX_READ = 256 * 1024;
+/** Queued chunks smaller than this are merged into one write. */
+const COALESCE_BELOW = 16 * 1024;
+const COALESCE_MAX = 64 * 1024;
+
+function toAddr(a: DenoAddr): Addr {
+  if ("path" in a) return { kind: "unix", path: a.path };
+  return { kind: "tcp", hostname: a.hostname, port: a.port };
+}
+
+function toOptions(addr: Addr): DenoOptions {
+  return addr.kind === "unix"
+    ? { transport: "unix", path: addr.path }
+    : { transport: "tcp", hostname: addr.hostname, port: addr.port };
+}
+
+class DenoConnAdapter implements Conn {
+  readonly localAddr: Addr;
+  readonly remoteAddr: Addr;
+  readonly closed: Promise<void>;
+  readonly #conn: DenoConn;
+  readonly #highWater: number;
+  readonly #gate = new WriteGate();
+  #resolveClosed!: () => void;
+  #readSize = MIN_READ * 4;
+  #spare: Uint8Array | undefined;
+  #eof = false;
+  #isClosed = false;
+  #writeClosed = false;
+  #writeError: RelayError | undefined;
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  #pumping: Promise<void> | undefined;
+
+  constructor(conn: DenoConn, highWater: number, localAddr: Addr) {
+    this.#conn = conn;
+    this.#highWater = highWater;
+    this.localAddr = localAddr;
+    this.remoteAddr = toAddr(conn.remoteAddr);
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    if (this.localAddr.kind === "tcp") this.setNoDelay(true);
+  }
+
+  get writableLength(): number {
+    return this.#queued;
+  }
+
+  async read(): Promise<Uint8Array | null> {
+    if (this.#isClosed) throw closedError();
+    if (this.#eof) return null;
+    const buf = this.#spare ?? new Uint8Array(this.#readSize);
+    this.#spare = undefined;
+    let n: number | null;
+    try {
+      n = await this.#conn.read(buf);
+    } catch (e) {
+      if (this.#isClosed) throw closedError();
+      const err = socketError(e, formatAddr(this.remoteAddr));
+      this.#fail(err);
+      throw err;
+    }
+    if (n === null) {
+      this.#eof = true;
+      if (this.#writeClosed) this.close();
+      return null;
+    }
+    if (n === buf.length) {
+      this.#readSize = Math.min(this.#readSize * 2, MAX_READ);
+      return buf;
+    }
+    if (n < buf.length / 4) {
+      this.#readSize = Math.max(this.#readSize / 2, MIN_READ);
+      if (buf.length <= this.#readSize) this.#spare = buf;
+      return buf.slice(0, n);
+    }
+    return buf.subarray(0, n);
+  }
+
+  write(data: Uint8Array): Promise<void> {
+    if (this.#writeError !== undefined) return Promise.reject(this.#writeError);
+    if (this.#writeClosed) return Promise.reject(closedError());
+    if (data.length === 0) return Promise.resolve();
+    this.#queue.push(data);
+    this.#queued += data.length;
+    this.#pumping ??= this.#pump();
+    return this.#queued >= this.#highWater ? this.#gate.wait() : Promise.resolve();
+  }
+
+  /** Hands queued chunks to the OS one `conn.write` at a time until the queue is empty. */
+  async #pump(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const chunk = this.#takeChunk();
+        let off = 0;
+        while (off < chunk.length) {
+          off += await this.#conn.write(off === 0 ? chunk : chunk.subarray(off));
+        }
+        this.#queued -= chunk.length;
+        if (this.#queued < this.#highWater) this.#gate.release();
+      }
+    } catch (e) {
+      this.#fail(this.#isClosed ? closedError() : socketError(e, formatAddr(this.remoteAddr)));
+    } finally {
+      this.#pumping = undefined;
+    }
+  }
+
+  #takeChunk(): Uint8Array {
+    const first = this.#queue[0]!;
+    if (first.length >= COALESCE_BELOW || this.#queue.length === 1) {
+      this.#queue.shift();
+      return first;
+    }
+    let count = 0;
+    let size = 0;
+    for (const c of this.#queue) {
+      if (size + c.length > COALESCE_MAX && count > 0) break;
+      size += c.length;
+      count++;
+    }
+    const merged = new Uint8Array(size);
+    let off = 0;
+    for (const c of this.#queue.splice(0, count)) {
+      merged.set(c, off);
+      off += c.length;
+    }
+    return merged;
+  }
+
+  #fail(err: RelayError): void {
+    this.#writeError ??= err;
+    this.#queue = [];
+    this.#queued = 0;
+    this.#gate.fail(err);
+    this.close();
+  }
+
+  async closeWrite(): Promise<void> {
+    if (this.#writeError !== undefined) throw this.#writeError;
+    if (this.#writeClosed) return;
+    this.#writeClosed = true;
+    while (this.#pumping !== undefined) await this.#pumping;
+    if (this.#writeError !== undefined) throw this.#writeError;
+    try {
+      await this.#conn.closeWrite();
+    } catch (e) {
+      throw socketError(e, formatAddr(this.remoteAddr));
+    }
+    if (this.#eof) this.close();
+  }
+
+  close(): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    this.#writeClosed = true;
+    this.#writeError ??= closedError();
+    this.#queue = [];
+    this.#queued = 0;
+    this.#gate.fail(this.#writeError);
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the runtime (e.g. after a reset): nothing left to release.
+    }
+    this.#resolveClosed();
+  }
+
+  setNoDelay(noDelay: boolean): void {
+    if (this.localAddr.kind === "tcp") this.#conn.setNoDelay?.(noDelay);
+  }
+}
+
+class DenoListenerAdapter implements Listener {
+  readonly addr: Addr;
+  readonly #listener: DenoListener;
+  readonly #highWater: number;
+  #closed = false;
+
+  constructor(listener: DenoListener, highWater: number) {
+    this.#listener = listener;
+    this.#highWater = highWater;
+    this.addr = toAddr(listener.addr);
+  }
+
+  async accept(): Promise<Conn | null> {
+    while (!this.#closed) {
+      let conn: DenoConn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (e) {
+        if (this.#closed) return null;
+        // A failed accept (EMFILE, a connection reset before accept) affects that one
+        // connection only; wait a moment so fd exhaustion does not spin.
+        await new Promise((r) => setTimeout(r, 10));
+        if (isBadResource(e)) return null;
+        continue;
+      }
+      const local = this.addr.kind === "unix" ? this.addr : toAddr(conn.localAddr);
+      return new DenoConnAdapter(conn, this.#highWater, local);
+    }
+    return null;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Conn> {
+    return iterateAccept(() => this.accept());
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    try {
+      this.#listener.close();
+    } catch {
+      // Closed already.
+    }
+    if (this.addr.kind === "unix") {
+      try {
+        denoNs().removeSync(this.addr.path);
+      } catch {
+        // Already gone.
+      }
+    }
+    return Promise.resolve();
+  }
+}
+
+function isBadResource(e: unknown): boolean {
+  return e instanceof Error && (e.name === "BadResource" || e.name === "Interrupted");
+}
+
+/**
+ * Creates the Deno-native transport.
+ *
+ * @returns The transport.
+ * @throws {RelayError} `unsupported` from `listen`/`connect` outside Deno.
+ * @example
+ * ```ts ignore
+ * import { denoTransport } from "./deno.ts";
+ * const listener = await denoTransport().listen({ kind: "tcp", hostname: "127.0.0.1", port: 0 });
+ * await listener.close();
+ * ```
+ */
+export function denoTransport(): Transport {
+  return {
+    name: "deno",
+    listen(addr: Addr, options?: ConnOptions): Promise<Listener> {
+      try {
+        const listener = denoNs().listen(toOptions(addr));
+        return Promise.resolve(
+          new DenoListenerAdapter(listener, options?.highWaterMark ?? DEFAULT_HIGH_WATER),
+        );
+      } catch (e) {
+        if (e instanceof RelayError) return Promise.reject(e);
+        return Promise.reject(socketError(e, `listen on ${formatAddr(addr)}`));
+      }
+    },
+    async connect(addr: Addr, options?: ConnOptions): Promise<Conn> {
+      let conn: DenoConn;
+      try {
+        conn = await denoNs().connect(toOptions(addr));
+      } catch (e) {
+        if (e instanceof RelayError) throw e;
+        throw socketError(e, `connect to ${formatAddr(addr)}`);
+      }
+      const local = addr.kind === "unix" ? addr : toAddr(conn.localAddr);
+      return new DenoConnAdapter(conn, options?.highWaterMark ?? DEFAULT_HIGH_WATER, local);
+    },
+  };
+}

@@ -1,0 +1,203 @@
+/**
+ * @module
+ * Transport adapter over `node:net` (TCP and Unix sockets). Native on Node; also runs under
+ * Deno and Bun through their Node compatibility layers.
+ *
+ * Buffer ownership: chunks from `read()` are Node's own per-read buffers, never reused by
+ * Node, handed out as plain `Uint8Array` views without copying. `write()` passes the caller's
+ * buffer to `socket.write()`, which keeps a reference until it is flushed: never mutate a
+ * written buffer. Write backpressure follows the socket's `writableHighWaterMark`.
+ */
+
+import * as net from "node:net";
+import { RelayError } from "../errors.ts";
+import {
+  AcceptQueue,
+  closedError,
+  formatAddr,
+  iterateAccept,
+  ReadQueue,
+  socketError,
+  WriteGate,
+} from "./_queues.ts";
+import {
+  type Addr,
+  type Conn,
+  type ConnOptions,
+  DEFAULT_HIGH_WATER,
+  type Listener,
+  type Transport,
+} from "./types.ts";
+
+class NodeConn implements Conn {
+  readonly localAddr: Addr;
+  readonly remoteAddr: Addr;
+  readonly closed: Promise<void>;
+  readonly #socket: net.Socket;
+  readonly #queue: ReadQueue;
+  readonly #gate = new WriteGate();
+  #writeError: RelayError | undefined;
+
+  constructor(socket: net.Socket, localAddr: Addr, remoteAddr: Addr, highWater: number) {
+    this.#socket = socket;
+    this.localAddr = localAddr;
+    this.remoteAddr = remoteAddr;
+    this.#queue = new ReadQueue(highWater, () => socket.pause(), () => socket.resume());
+    socket.on("data", (b: Uint8Array) => {
+      this.#queue.push(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+    });
+    socket.on("end", () => this.#queue.end());
+    socket.on("drain", () => this.#gate.release());
+    socket.on("error", (e: unknown) => {
+      const err = socketError(e, formatAddr(remoteAddr));
+      this.#writeError ??= err;
+      this.#queue.fail(err);
+      this.#gate.fail(err);
+    });
+    this.closed = new Promise((resolve) => {
+      socket.on("close", () => {
+        this.#writeError ??= closedError();
+        this.#queue.fail(new RelayError("connection-lost", "connection closed before EOF"));
+        this.#gate.fail(this.#writeError);
+        resolve();
+      });
+    });
+  }
+
+  get writableLength(): number {
+    return this.#socket.writableLength;
+  }
+
+  read(): Promise<Uint8Array | null> {
+    return this.#queue.read();
+  }
+
+  write(data: Uint8Array): Promise<void> {
+    if (this.#writeError !== undefined) return Promise.reject(this.#writeError);
+    if (this.#socket.writableEnded) return Promise.reject(closedError());
+    if (data.length === 0) return Promise.resolve();
+    // Node only emits "drain" after a write returned false, so that is the signal to wait on.
+    return this.#socket.write(data) ? Promise.resolve() : this.#gate.wait();
+  }
+
+  closeWrite(): Promise<void> {
+    if (this.#writeError !== undefined) return Promise.reject(this.#writeError);
+    if (this.#socket.writableEnded) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.#socket.end(() => (this.#writeError ? reject(this.#writeError) : resolve()));
+    });
+  }
+
+  close(): void {
+    this.#writeError ??= closedError();
+    this.#queue.discard(closedError());
+    this.#gate.fail(closedError());
+    this.#socket.destroy();
+  }
+
+  setNoDelay(noDelay: boolean): void {
+    if (this.localAddr.kind === "tcp") this.#socket.setNoDelay(noDelay);
+  }
+}
+
+function tcpAddr(host: string | undefined, port: number | undefined): Addr {
+  return { kind: "tcp", hostname: host ?? "", port: port ?? 0 };
+}
+
+function wrap(socket: net.Socket, unixPath: string | undefined, highWater: number): NodeConn {
+  if (unixPath !== undefined) {
+    const addr: Addr = { kind: "unix", path: unixPath };
+    return new NodeConn(socket, addr, addr, highWater);
+  }
+  socket.setNoDelay(true);
+  return new NodeConn(
+    socket,
+    tcpAddr(socket.localAddress, socket.localPort),
+    tcpAddr(socket.remoteAddress, socket.remotePort),
+    highWater,
+  );
+}
+
+class NodeListener implements Listener {
+  readonly addr: Addr;
+  readonly #server: net.Server;
+  readonly #queue: AcceptQueue<NodeConn>;
+
+  constructor(server: net.Server, addr: Addr, queue: AcceptQueue<NodeConn>) {
+    this.#server = server;
+    this.addr = addr;
+    this.#queue = queue;
+  }
+
+  accept(): Promise<Conn | null> {
+    return this.#queue.accept();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Conn> {
+    return iterateAccept(() => this.accept());
+  }
+
+  close(): Promise<void> {
+    this.#queue.close();
+    // server.close()'s callback waits for every accepted connection to end; accepted
+    // connections are the caller's, so only wait for the listening socket to stop.
+    return new Promise((resolve) => {
+      this.#server.close();
+      setTimeout(resolve, 0);
+    });
+  }
+}
+
+/**
+ * Creates the `node:net` transport.
+ *
+ * @returns The transport.
+ * @example
+ * ```ts
+ * import { nodeTransport } from "./node.ts";
+ * const t = nodeTransport();
+ * const listener = await t.listen({ kind: "tcp", hostname: "127.0.0.1", port: 0 });
+ * await listener.close();
+ * ```
+ */
+export function nodeTransport(): Transport {
+  return {
+    name: "node",
+    async listen(addr: Addr, options?: ConnOptions): Promise<Listener> {
+      const hwm = options?.highWaterMark ?? DEFAULT_HIGH_WATER;
+      const unixPath = addr.kind === "unix" ? addr.path : undefined;
+      const queue = new AcceptQueue<NodeConn>();
+      const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+        queue.push(wrap(socket, unixPath, hwm));
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", (e) => reject(socketError(e, `listen on ${formatAddr(addr)}`)));
+        if (addr.kind === "unix") server.listen({ path: addr.path }, resolve);
+        else server.listen({ host: addr.hostname, port: addr.port }, resolve);
+      });
+      server.on("error", () => {/* accept errors (EMFILE) must not crash the process */});
+      const bound = server.address();
+      const boundAddr: Addr = typeof bound === "object" && bound !== null
+        ? tcpAddr(bound.address, bound.port)
+        : addr;
+      return new NodeListener(server, boundAddr, queue);
+    },
+    connect(addr: Addr, options?: ConnOptions): Promise<Conn> {
+      const hwm = options?.highWaterMark ?? DEFAULT_HIGH_WATER;
+      return new Promise((resolve, reject) => {
+        const socket = addr.kind === "unix"
+          ? net.connect({ path: addr.path, allowHalfOpen: true })
+          : net.connect({ host: addr.hostname, port: addr.port, allowHalfOpen: true });
+        const onError = (e: unknown) => {
+          socket.destroy();
+          reject(socketError(e, `connect to ${formatAddr(addr)}`));
+        };
+        socket.once("error", onError);
+        socket.once("connect", () => {
+          socket.off("error", onError);
+          resolve(wrap(socket, addr.kind === "unix" ? addr.path : undefined, hwm));
+        });
+      });
+    },
+  };
+}

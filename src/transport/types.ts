@@ -1,0 +1,118 @@
+/**
+ * @module
+ * The transport contract: the only view of sockets that the protocol core, relay and clients
+ * have. Adapters (`deno.ts`, `bun.ts`, `node.ts`, `memory.ts`) implement it over one runtime
+ * each. See README "Transports" for the per-adapter notes.
+ *
+ * Buffer ownership, the same in every adapter:
+ * - `read()` hands the caller a chunk it owns: the adapter never writes into it again, so it
+ *   may be kept (e.g. in a ring buffer) without copying.
+ * - `write(data)` takes ownership of `data` until the promise of a later `closeWrite()` or the
+ *   connection's end: the adapter may queue the same memory instead of copying it, so the
+ *   caller must not mutate a buffer after writing it. Writing one buffer to many
+ *   connections is allowed (this is how the relay fans out without copies).
+ */
+
+/** A TCP endpoint. */
+export interface TcpAddr {
+  /** Discriminant. */
+  readonly kind: "tcp";
+  /** Host name or IP literal. */
+  readonly hostname: string;
+  /** Port; `0` asks the OS for a free one when listening. */
+  readonly port: number;
+}
+
+/** A Unix domain socket endpoint (or, for the memory transport, a name). */
+export interface UnixAddr {
+  /** Discriminant. */
+  readonly kind: "unix";
+  /** File system path of the socket. */
+  readonly path: string;
+}
+
+/** Any endpoint a transport can listen on or connect to. */
+export type Addr = TcpAddr | UnixAddr;
+
+/** Tuning shared by every adapter. */
+export interface ConnOptions {
+  /**
+   * Bytes that may sit in the adapter's queues (per direction) before `write()` waits and
+   * before the adapter stops reading from the socket. Default {@link DEFAULT_HIGH_WATER}.
+   */
+  readonly highWaterMark?: number;
+}
+
+/** Default per-direction queue bound: 64 KiB. */
+export const DEFAULT_HIGH_WATER: number = 64 * 1024;
+
+/** One bidirectional byte stream. */
+export interface Conn {
+  /** This end's address. */
+  readonly localAddr: Addr;
+  /** The peer's address. */
+  readonly remoteAddr: Addr;
+  /**
+   * Bytes accepted by `write()` and not yet handed to the operating system. Never exceeds the
+   * high-water mark by more than the size of the last write.
+   */
+  readonly writableLength: number;
+  /**
+   * Resolves once the connection is fully closed (both directions, resources released).
+   * Never rejects.
+   */
+  readonly closed: Promise<void>;
+  /**
+   * Reads the next chunk.
+   * @returns The chunk (owned by the caller), or `null` at end of stream (peer half-closed
+   *   or closed cleanly).
+   * @throws {RelayError} `connection-lost` when the peer vanished abruptly, `closed` after
+   *   a local `close()`.
+   */
+  read(): Promise<Uint8Array | null>;
+  /**
+   * Queues bytes for sending. Resolves at once while the queue is below the high-water mark,
+   * otherwise once it has drained below it: awaiting every write is backpressure.
+   * @throws {RelayError} `closed` after `close()`/`closeWrite()`, `connection-lost` when the
+   *   peer is gone.
+   */
+  write(data: Uint8Array): Promise<void>;
+  /** Flushes queued bytes, then half-closes: the peer reads EOF and may still reply. */
+  closeWrite(): Promise<void>;
+  /** Closes both directions now; queued bytes are discarded. Idempotent. */
+  close(): void;
+  /** Enables or disables Nagle's algorithm (no-op on non-TCP connections). */
+  setNoDelay(noDelay: boolean): void;
+}
+
+/** A bound endpoint yielding incoming connections. */
+export interface Listener extends AsyncIterable<Conn> {
+  /** The bound address (with the real port when `0` was asked for). */
+  readonly addr: Addr;
+  /**
+   * Waits for the next connection.
+   * @returns The connection, or `null` once the listener is closed.
+   */
+  accept(): Promise<Conn | null>;
+  /**
+   * Stops accepting. Connections already accepted stay open; ones not yet taken by
+   * `accept()` are closed.
+   */
+  close(): Promise<void>;
+}
+
+/** A factory of listeners and outgoing connections over one runtime's socket API. */
+export interface Transport {
+  /** Adapter name: "deno", "bun", "node" or "memory". */
+  readonly name: string;
+  /**
+   * Binds an endpoint.
+   * @throws {RelayError} `addr-in-use` when the address is taken.
+   */
+  listen(addr: Addr, options?: ConnOptions): Promise<Listener>;
+  /**
+   * Opens a connection.
+   * @throws {RelayError} `connect-failed` when nothing listens there.
+   */
+  connect(addr: Addr, options?: ConnOptions): Promise<Conn>;
+}

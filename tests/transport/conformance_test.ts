@@ -1,0 +1,208 @@
+/**
+ * The transport conformance suite: every adapter available in the running runtime (memory
+ * and node everywhere, deno under Deno, bun under Bun), over TCP and Unix sockets, must pass
+ * every case here.
+ */
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { after, test } from "node:test";
+import { RelayError } from "../../src/errors.ts";
+import { DEFAULT_HIGH_WATER } from "../../src/transport/types.ts";
+import {
+  addrKinds,
+  availableTransports,
+  cleanupTemp,
+  echo,
+  pair,
+  readAll,
+  serveEcho,
+  sleep,
+  within,
+} from "../_helpers.ts";
+
+after(cleanupTemp);
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+for (const t of availableTransports()) {
+  for (const kind of addrKinds()) {
+    const name = `${t.name}/${kind.name}`;
+
+    test(`Conn (${name}) echoes bytes back`, async () => {
+      const listener = await t.listen(kind.make());
+      const served = serveEcho(listener);
+      const conn = await t.connect(listener.addr);
+      await conn.write(enc.encode("hello "));
+      await conn.write(enc.encode("hydra"));
+      await conn.closeWrite();
+      assert.equal(dec.decode(await readAll(conn)), "hello hydra");
+      await conn.closed;
+      await listener.close();
+      await served;
+    });
+
+    test(`Conn (${name}) transfers 64 MiB byte-exact, chunks stay untouched after read`, async () => {
+      const listener = await t.listen(kind.make());
+      const [client, server] = await pair(t, listener);
+      const total = 64 * 1024 * 1024;
+      const sent = createHash("sha256");
+      const writer = (async () => {
+        let seed = 1;
+        for (let off = 0; off < total;) {
+          const size = Math.min(total - off, 1 + ((seed * 7919) % (256 * 1024)));
+          const chunk = new Uint8Array(size);
+          for (let i = 0; i < size; i += 4096) chunk[i] = (seed + i) & 0xff;
+          chunk[size - 1] = seed & 0xff;
+          sent.update(chunk);
+          await client.write(chunk);
+          off += size;
+          seed++;
+        }
+        await client.closeWrite();
+      })();
+      // Keep every chunk until the end: an adapter that reuses a buffer it handed out
+      // would corrupt the earlier chunks and change the hash.
+      const kept: Uint8Array[] = [];
+      let received = 0;
+      while (true) {
+        const c = await server.read();
+        if (c === null) break;
+        kept.push(c);
+        received += c.length;
+      }
+      await writer;
+      const got = createHash("sha256");
+      for (const c of kept) got.update(c);
+      assert.equal(received, total);
+      assert.equal(got.digest("hex"), sent.digest("hex"));
+      server.close();
+      client.close();
+      await listener.close();
+    });
+
+    test(`Conn (${name}) write() waits for a slow reader and keeps its queue bounded`, async () => {
+      const listener = await t.listen(kind.make());
+      const [client, server] = await pair(t, listener);
+      const chunk = new Uint8Array(16 * 1024).fill(7);
+      let written = 0;
+      let pending: Promise<void> | undefined;
+      // Write until a write stops resolving: the kernel buffers fill, then the adapter's.
+      while (written < 256 * 1024 * 1024) {
+        const p = client.write(chunk);
+        written += chunk.length;
+        if ((await within(p, 300)) === "timeout") {
+          pending = p;
+          break;
+        }
+      }
+      assert.ok(pending !== undefined, `write never waited after ${written} bytes`);
+      assert.ok(
+        client.writableLength <= DEFAULT_HIGH_WATER + chunk.length,
+        `queued ${client.writableLength} bytes, bound ${DEFAULT_HIGH_WATER + chunk.length}`,
+      );
+      let read = 0;
+      const drained = (async () => {
+        while (read < written) {
+          const c = await server.read();
+          if (c === null) break;
+          read += c.length;
+        }
+      })();
+      assert.notEqual(await within(pending, 10_000), "timeout", "write did not resume after the reader drained");
+      await drained;
+      assert.equal(read, written);
+      client.close();
+      server.close();
+      await listener.close();
+    });
+
+    test(`Conn (${name}) closeWrite() half-closes: peer reads EOF and can still reply`, async () => {
+      const listener = await t.listen(kind.make());
+      const [client, server] = await pair(t, listener);
+      await client.write(enc.encode("request"));
+      await client.closeWrite();
+      assert.equal(dec.decode(await readAll(server)), "request");
+      await server.write(enc.encode("reply after EOF"));
+      await server.closeWrite();
+      assert.equal(dec.decode(await readAll(client)), "reply after EOF");
+      assert.notEqual(await within(Promise.all([client.closed, server.closed]), 5000), "timeout");
+      await assert.rejects(client.write(enc.encode("x")), RelayError);
+      await listener.close();
+    });
+
+    test(`Conn (${name}) close() is seen by the peer as end of stream`, async () => {
+      const listener = await t.listen(kind.make());
+      const [client, server] = await pair(t, listener);
+      await client.write(enc.encode("partial"));
+      await sleep(20);
+      client.close();
+      const outcome = await within(
+        readAll(server).then(
+          (bytes) => `eof:${dec.decode(bytes)}`,
+          (e: unknown) => (e instanceof RelayError ? `error:${e.code}` : `other:${e}`),
+        ),
+        5000,
+      );
+      assert.ok(outcome === "eof:partial" || outcome === "error:connection-lost", outcome);
+      await assert.rejects(client.read(), (e: unknown) => e instanceof RelayError && e.code === "closed");
+      server.close();
+      await listener.close();
+    });
+
+    test(`Transport (${name}) connect to a closed endpoint fails with connect-failed`, async () => {
+      const listener = await t.listen(kind.make());
+      const addr = listener.addr;
+      await listener.close();
+      await sleep(10);
+      await assert.rejects(
+        t.connect(addr),
+        (e: unknown) => e instanceof RelayError && e.code === "connect-failed" && /refused/.test(e.message),
+      );
+    });
+
+    test(`Transport (${name}) listen on a taken address fails with addr-in-use`, async () => {
+      const listener = await t.listen(kind.make());
+      await assert.rejects(
+        t.listen(listener.addr),
+        (e: unknown) => e instanceof RelayError && e.code === "addr-in-use",
+      );
+      await listener.close();
+    });
+
+    test(`Listener (${name}) serves 500 concurrent connections that each echo correctly`, async () => {
+      const listener = await t.listen(kind.make());
+      const served = serveEcho(listener);
+      const results = await Promise.all(
+        Array.from({ length: 500 }, async (_, i) => {
+          const conn = await t.connect(listener.addr);
+          const msg = `connection ${i} `.repeat(1 + (i % 50));
+          await conn.write(enc.encode(msg));
+          await conn.closeWrite();
+          const got = dec.decode(await readAll(conn));
+          conn.close();
+          return got === msg;
+        }),
+      );
+      assert.equal(results.filter(Boolean).length, 500);
+      await listener.close();
+      await served;
+    });
+
+    test(`Listener (${name}) close() stops accepting and leaves open connections working`, async () => {
+      const listener = await t.listen(kind.make());
+      const [client, server] = await pair(t, listener);
+      const echoing = echo(server);
+      const pendingAccept = listener.accept();
+      await listener.close();
+      assert.equal(await within(pendingAccept, 2000), null);
+      assert.equal(await listener.accept(), null);
+      await client.write(enc.encode("still here"));
+      await client.closeWrite();
+      assert.equal(dec.decode(await readAll(client)), "still here");
+      await echoing;
+      await assert.rejects(t.connect(listener.addr), (e: unknown) => e instanceof RelayError && e.code === "connect-failed");
+    });
+  }
+}
