@@ -14,7 +14,15 @@
  * ```
  */
 
-export type { Addr, Conn, ConnOptions, Listener, TcpAddr, Transport, UnixAddr } from "./src/transport/types.ts";
+export type {
+  Addr,
+  Conn,
+  ConnOptions,
+  Listener,
+  TcpAddr,
+  Transport,
+  UnixAddr,
+} from "./src/transport/types.ts";
 export { DEFAULT_HIGH_WATER } from "./src/transport/types.ts";
 export { defaultTransport } from "./src/transport/default.ts";
 export { memoryTransport } from "./src/transport/memory.ts";

@@ -231,7 +231,9 @@ export function fromHex(hex: string): Uint8Array {
   const out = new Uint8Array(hex.length / 2);
   for (let i = 0; i < out.length; i++) {
     const byte = hex.slice(i * 2, i * 2 + 2);
-    if (!/^[0-9a-fA-F]{2}$/.test(byte)) throw new TypeError(`hex has a non-hex character at ${i * 2}`);
+    if (!/^[0-9a-fA-F]{2}$/.test(byte)) {
+      throw new TypeError(`hex has a non-hex character at ${i * 2}`);
+    }
     out[i] = parseInt(byte, 16);
   }
   return out;

@@ -105,7 +105,10 @@ export async function readAll(conn: Conn): Promise<Uint8Array> {
 }
 
 /** Connects and accepts in parallel; returns both ends. */
-export async function pair(t: Transport, listener: Listener): Promise<[client: Conn, server: Conn]> {
+export async function pair(
+  t: Transport,
+  listener: Listener,
+): Promise<[client: Conn, server: Conn]> {
   const [client, server] = await Promise.all([t.connect(listener.addr), listener.accept()]);
   if (server === null) throw new Error("listener closed");
   return [client, server];

@@ -11,12 +11,14 @@ import { authFailed } from "../errors.ts";
  * The comparison runs over all 32 bytes regardless of content.
  *
  * @param shared The DH output.
- * @returns `shared`, resolved, or rejects with `auth-failed`.
+ * @returns `shared`.
+ * @throws {RelayError} `auth-failed` when all bytes are zero.
  */
-export function checkShared(shared: Uint8Array): Promise<Uint8Array> {
+export function checkShared(shared: Uint8Array): Uint8Array {
   let acc = 0;
   for (const b of shared) acc |= b;
-  return acc === 0 ? Promise.reject(authFailed()) : Promise.resolve(shared);
+  if (acc === 0) throw authFailed();
+  return shared;
 }
 
 /**

@@ -47,7 +47,12 @@ interface NodeCrypto {
   hkdfSync(digest: "sha256", ikm: Bytes, salt: Bytes, info: Bytes, length: number): ArrayBuffer;
   createSecretKey(key: Bytes): unknown;
   createCipheriv(alg: "aes-256-gcm", key: unknown, iv: Bytes, o: { authTagLength: 16 }): NodeCipher;
-  createDecipheriv(alg: "aes-256-gcm", key: unknown, iv: Bytes, o: { authTagLength: 16 }): NodeCipher;
+  createDecipheriv(
+    alg: "aes-256-gcm",
+    key: unknown,
+    iv: Bytes,
+    o: { authTagLength: 16 },
+  ): NodeCipher;
   createPrivateKey(o: { key: Bytes; format: "der"; type: "pkcs8" }): NodeKey;
   createPublicKey(o: NodeKey | { key: Bytes; format: "der"; type: "spki" }): NodeKey;
   diffieHellman(o: { privateKey: NodeKey; publicKey: NodeKey }): Bytes;
@@ -55,7 +60,13 @@ interface NodeCrypto {
   verify(alg: null, data: Bytes, key: NodeKey, signature: Bytes): boolean;
 }
 interface Subtle {
-  importKey(format: string, key: Bytes, alg: unknown, extractable: boolean, usages: string[]): Promise<unknown>;
+  importKey(
+    format: string,
+    key: Bytes,
+    alg: unknown,
+    extractable: boolean,
+    usages: string[],
+  ): Promise<unknown>;
   exportKey(format: "jwk", key: unknown): Promise<{ x?: string }>;
   encrypt(alg: unknown, key: unknown, data: Bytes): Promise<ArrayBuffer>;
   decrypt(alg: unknown, key: unknown, data: Bytes): Promise<ArrayBuffer>;
@@ -75,7 +86,9 @@ function loadNodeCrypto(): NodeCrypto | undefined {
 
 function subtle(): Subtle {
   const s = (globalThis as { crypto?: { subtle?: Subtle } }).crypto?.subtle;
-  if (s === undefined) throw new RelayError("unsupported", "WebCrypto (crypto.subtle) is not available");
+  if (s === undefined) {
+    throw new RelayError("unsupported", "WebCrypto (crypto.subtle) is not available");
+  }
   return s;
 }
 
@@ -99,7 +112,7 @@ function nodeAead(nc: NodeCrypto, key: Bytes): Aead {
   const k = nc.createSecretKey(key);
   const opts = { authTagLength: TAG_LENGTH } as const;
   return {
-    seal(nonce, plaintext, aad) {
+    async seal(nonce, plaintext, aad) {
       abytes(nonce, NONCE_LENGTH, "nonce");
       abytes(plaintext, undefined, "plaintext");
       const c = nc.createCipheriv("aes-256-gcm", k, nonce, opts);
@@ -109,12 +122,12 @@ function nodeAead(nc: NodeCrypto, key: Bytes): Aead {
       out.set(body, 0);
       out.set(c.final(), body.length);
       out.set(c.getAuthTag(), plaintext.length);
-      return Promise.resolve(out);
+      return out;
     },
-    open(nonce, sealed, aad) {
+    async open(nonce, sealed, aad) {
       abytes(nonce, NONCE_LENGTH, "nonce");
       abytes(sealed, undefined, "sealed");
-      if (sealed.length < TAG_LENGTH) return Promise.reject(authFailed());
+      if (sealed.length < TAG_LENGTH) throw authFailed();
       try {
         const d = nc.createDecipheriv("aes-256-gcm", k, nonce, opts);
         d.setAuthTag(sealed.subarray(sealed.length - TAG_LENGTH));
@@ -123,16 +136,19 @@ function nodeAead(nc: NodeCrypto, key: Bytes): Aead {
         const body = d.update(sealed.subarray(0, sealed.length - TAG_LENGTH));
         out.set(body, 0);
         out.set(d.final(), body.length);
-        return Promise.resolve(out);
+        return out;
       } catch {
-        return Promise.reject(authFailed());
+        throw authFailed();
       }
     },
   };
 }
 
 async function webAead(key: Bytes): Promise<Aead> {
-  const k = await subtle().importKey("raw", key, { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
+  const k = await subtle().importKey("raw", key, { name: "AES-GCM" }, false, [
+    "encrypt",
+    "decrypt",
+  ]);
   return {
     async seal(nonce, plaintext, aad) {
       abytes(nonce, NONCE_LENGTH, "nonce");
@@ -154,55 +170,75 @@ async function webAead(key: Bytes): Promise<Aead> {
 }
 
 // ---- X25519 / Ed25519 through node:crypto ----
-function nodeCurves(nc: NodeCrypto): Pick<CryptoProvider, "x25519KeyPair" | "x25519" | "ed25519" | "ed25519Verify"> {
-  const rawPublic = (k: NodeKey) => view(nc.createPublicKey(k).export({ format: "der", type: "spki" })).slice(12);
-  const priv = (prefix: Bytes, raw: Bytes) => nc.createPrivateKey({ key: concat([prefix, raw]), format: "der", type: "pkcs8" });
-  const pub = (prefix: Bytes, raw: Bytes) => nc.createPublicKey({ key: concat([prefix, raw]), format: "der", type: "spki" });
+function nodeCurves(
+  nc: NodeCrypto,
+): Pick<CryptoProvider, "x25519KeyPair" | "x25519" | "ed25519" | "ed25519Verify"> {
+  const rawPublic = (k: NodeKey) =>
+    view(nc.createPublicKey(k).export({ format: "der", type: "spki" })).slice(12);
+  const priv = (prefix: Bytes, raw: Bytes) =>
+    nc.createPrivateKey({ key: concat([prefix, raw]), format: "der", type: "pkcs8" });
+  const pub = (prefix: Bytes, raw: Bytes) =>
+    nc.createPublicKey({ key: concat([prefix, raw]), format: "der", type: "spki" });
   return {
-    x25519KeyPair(privateKey?: Bytes): Promise<KeyPair> {
-      const sk = privateKey === undefined ? secureRandom(32) : abytes(privateKey, 32, "privateKey").slice();
-      return Promise.resolve({ privateKey: sk, publicKey: rawPublic(priv(X25519_PKCS8, sk)) });
+    async x25519KeyPair(privateKey?: Bytes): Promise<KeyPair> {
+      const sk = privateKey === undefined
+        ? secureRandom(32)
+        : abytes(privateKey, 32, "privateKey").slice();
+      return { privateKey: sk, publicKey: rawPublic(priv(X25519_PKCS8, sk)) };
     },
-    x25519(privateKey, publicKey) {
+    async x25519(privateKey, publicKey) {
       abytes(privateKey, 32, "privateKey");
       abytes(publicKey, 32, "publicKey");
       let shared: Bytes;
       try {
-        shared = view(nc.diffieHellman({ privateKey: priv(X25519_PKCS8, privateKey), publicKey: pub(X25519_SPKI, publicKey) }));
+        shared = view(
+          nc.diffieHellman({
+            privateKey: priv(X25519_PKCS8, privateKey),
+            publicKey: pub(X25519_SPKI, publicKey),
+          }),
+        );
       } catch {
-        return Promise.reject(authFailed());
+        throw authFailed();
       }
       return checkShared(shared);
     },
-    ed25519(seed): Promise<Signer> {
+    async ed25519(seed): Promise<Signer> {
       const key = priv(ED25519_PKCS8, abytes(seed, 32, "seed"));
-      return Promise.resolve({
+      return {
         publicKey: rawPublic(key),
-        sign: (m: Bytes) => Promise.resolve(view(nc.sign(null, abytes(m, undefined, "message"), key))),
-      });
+        sign: async (m: Bytes) => view(nc.sign(null, abytes(m, undefined, "message"), key)),
+      };
     },
-    ed25519Verify(publicKey, message, signature) {
+    async ed25519Verify(publicKey, message, signature) {
       abytes(message, undefined, "message");
-      if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) return Promise.resolve(false);
-      if (!(signature instanceof Uint8Array) || signature.length !== 64) return Promise.resolve(false);
+      if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) return false;
+      if (!(signature instanceof Uint8Array) || signature.length !== 64) return false;
       try {
-        return Promise.resolve(nc.verify(null, message, pub(ED25519_SPKI, publicKey), signature));
+        return nc.verify(null, message, pub(ED25519_SPKI, publicKey), signature);
       } catch {
-        return Promise.resolve(false);
+        return false;
       }
     },
   };
 }
 
 // ---- X25519 / Ed25519 through WebCrypto (browsers) ----
-function webCurves(): Pick<CryptoProvider, "x25519KeyPair" | "x25519" | "ed25519" | "ed25519Verify"> {
+function webCurves(): Pick<
+  CryptoProvider,
+  "x25519KeyPair" | "x25519" | "ed25519" | "ed25519Verify"
+> {
   const X = { name: "X25519" };
   const E = { name: "Ed25519" };
-  const publicOf = async (key: unknown) => fromBase64Url((await subtle().exportKey("jwk", key)).x ?? "");
+  const publicOf = async (key: unknown) =>
+    fromBase64Url((await subtle().exportKey("jwk", key)).x ?? "");
   return {
     async x25519KeyPair(privateKey?: Bytes): Promise<KeyPair> {
-      const sk = privateKey === undefined ? secureRandom(32) : abytes(privateKey, 32, "privateKey").slice();
-      const k = await subtle().importKey("pkcs8", concat([X25519_PKCS8, sk]), X, true, ["deriveBits"]);
+      const sk = privateKey === undefined
+        ? secureRandom(32)
+        : abytes(privateKey, 32, "privateKey").slice();
+      const k = await subtle().importKey("pkcs8", concat([X25519_PKCS8, sk]), X, true, [
+        "deriveBits",
+      ]);
       return { privateKey: sk, publicKey: await publicOf(k) };
     },
     async x25519(privateKey, publicKey) {
@@ -210,7 +246,9 @@ function webCurves(): Pick<CryptoProvider, "x25519KeyPair" | "x25519" | "ed25519
       abytes(publicKey, 32, "publicKey");
       let shared: Bytes;
       try {
-        const sk = await subtle().importKey("pkcs8", concat([X25519_PKCS8, privateKey]), X, false, ["deriveBits"]);
+        const sk = await subtle().importKey("pkcs8", concat([X25519_PKCS8, privateKey]), X, false, [
+          "deriveBits",
+        ]);
         const pk = await subtle().importKey("raw", publicKey, X, true, []);
         shared = new Uint8Array(await subtle().deriveBits({ name: "X25519", public: pk }, sk, 256));
       } catch {
@@ -219,10 +257,17 @@ function webCurves(): Pick<CryptoProvider, "x25519KeyPair" | "x25519" | "ed25519
       return checkShared(shared);
     },
     async ed25519(seed): Promise<Signer> {
-      const key = await subtle().importKey("pkcs8", concat([ED25519_PKCS8, abytes(seed, 32, "seed")]), E, true, ["sign"]);
+      const key = await subtle().importKey(
+        "pkcs8",
+        concat([ED25519_PKCS8, abytes(seed, 32, "seed")]),
+        E,
+        true,
+        ["sign"],
+      );
       return {
         publicKey: await publicOf(key),
-        sign: async (m: Bytes) => new Uint8Array(await subtle().sign(E, key, abytes(m, undefined, "message"))),
+        sign: async (m: Bytes) =>
+          new Uint8Array(await subtle().sign(E, key, abytes(m, undefined, "message"))),
       };
     },
     async ed25519Verify(publicKey, message, signature) {
@@ -264,7 +309,8 @@ export interface NativeCryptoOptions {
  */
 export function createNativeCrypto(options: NativeCryptoOptions = {}): CryptoProvider {
   const nc = loadNodeCrypto();
-  const aeadImpl = options.aead ?? (nc === undefined || runtimeName() === "deno" ? "webcrypto" : "node");
+  const aeadImpl = options.aead ??
+    (nc === undefined || runtimeName() === "deno" ? "webcrypto" : "node");
   if (aeadImpl === "node" && nc === undefined) {
     throw new RelayError("unsupported", "node:crypto is not available in this runtime");
   }
@@ -272,12 +318,18 @@ export function createNativeCrypto(options: NativeCryptoOptions = {}): CryptoPro
   const hashes: Pick<CryptoProvider, "sha256" | "hmacSha256" | "hkdf"> = nc === undefined
     ? {
       sha256: (d) => nobleSha256(abytes(d, undefined, "data")),
-      hmacSha256: (k, d) => nobleHmac(nobleSha256, abytes(k, undefined, "key"), abytes(d, undefined, "data")),
-      hkdf: (ikm, salt, info, length) => nobleHkdf(nobleSha256, ikm, salt, info, aint(length, 0, 255 * 32, "length")),
+      hmacSha256: (k, d) =>
+        nobleHmac(nobleSha256, abytes(k, undefined, "key"), abytes(d, undefined, "data")),
+      hkdf: (ikm, salt, info, length) =>
+        nobleHkdf(nobleSha256, ikm, salt, info, aint(length, 0, 255 * 32, "length")),
     }
     : {
       sha256: (d) => view(nc.createHash("sha256").update(abytes(d, undefined, "data")).digest()),
-      hmacSha256: (k, d) => view(nc.createHmac("sha256", abytes(k, undefined, "key")).update(abytes(d, undefined, "data")).digest()),
+      hmacSha256: (k, d) =>
+        view(
+          nc.createHmac("sha256", abytes(k, undefined, "key")).update(abytes(d, undefined, "data"))
+            .digest(),
+        ),
       hkdf(ikm, salt, info, length) {
         aint(length, 0, 255 * 32, "length");
         abytes(ikm, undefined, "ikm");
@@ -292,9 +344,9 @@ export function createNativeCrypto(options: NativeCryptoOptions = {}): CryptoPro
     randomBytes: secureRandom,
     ...hashes,
     ...curves,
-    aesGcm(key) {
+    async aesGcm(key) {
       abytes(key, 32, "key");
-      return aeadImpl === "node" ? Promise.resolve(nodeAead(nc!, key)) : webAead(key);
+      return aeadImpl === "node" ? nodeAead(nc!, key) : await webAead(key);
     },
   };
 }

@@ -12,25 +12,31 @@ import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 import { abytes, aint } from "../bytes.ts";
 import { authFailed } from "../errors.ts";
-import { type Aead, type CryptoProvider, type KeyPair, NONCE_LENGTH, type Signer } from "./types.ts";
+import {
+  type Aead,
+  type CryptoProvider,
+  type KeyPair,
+  NONCE_LENGTH,
+  type Signer,
+} from "./types.ts";
 import { checkShared, secureRandom } from "./_checks.ts";
 
 const EMPTY = new Uint8Array(0);
 
 function nobleAead(key: Uint8Array): Aead {
   return {
-    seal(nonce, plaintext, aad) {
+    async seal(nonce, plaintext, aad) {
       abytes(nonce, NONCE_LENGTH, "nonce");
       abytes(plaintext, undefined, "plaintext");
-      return Promise.resolve(gcm(key, nonce, aad ?? EMPTY).encrypt(plaintext));
+      return gcm(key, nonce, aad ?? EMPTY).encrypt(plaintext);
     },
-    open(nonce, sealed, aad) {
+    async open(nonce, sealed, aad) {
       abytes(nonce, NONCE_LENGTH, "nonce");
       abytes(sealed, undefined, "sealed");
       try {
-        return Promise.resolve(gcm(key, nonce, aad ?? EMPTY).decrypt(sealed));
+        return gcm(key, nonce, aad ?? EMPTY).decrypt(sealed);
       } catch {
-        return Promise.reject(authFailed());
+        throw authFailed();
       }
     },
   };
@@ -56,43 +62,49 @@ export const nobleCrypto: CryptoProvider = {
   },
   hkdf(ikm, salt, info, length) {
     aint(length, 0, 255 * 32, "length");
-    return nobleHkdf(nobleSha256, abytes(ikm, undefined, "ikm"), abytes(salt, undefined, "salt"), abytes(info, undefined, "info"), length);
+    return nobleHkdf(
+      nobleSha256,
+      abytes(ikm, undefined, "ikm"),
+      abytes(salt, undefined, "salt"),
+      abytes(info, undefined, "info"),
+      length,
+    );
   },
-  x25519KeyPair(privateKey?: Uint8Array): Promise<KeyPair> {
+  async x25519KeyPair(privateKey?: Uint8Array): Promise<KeyPair> {
     const sk = privateKey === undefined ? secureRandom(32) : abytes(privateKey, 32, "privateKey");
-    return Promise.resolve({ privateKey: sk, publicKey: x.getPublicKey(sk) });
+    return { privateKey: sk, publicKey: x.getPublicKey(sk) };
   },
-  x25519(privateKey, publicKey) {
+  async x25519(privateKey, publicKey) {
     abytes(privateKey, 32, "privateKey");
     abytes(publicKey, 32, "publicKey");
     let shared: Uint8Array;
     try {
       shared = x.getSharedSecret(privateKey, publicKey);
     } catch {
-      return Promise.reject(authFailed());
+      throw authFailed();
     }
     return checkShared(shared);
   },
-  aesGcm(key) {
-    return Promise.resolve(nobleAead(abytes(key, 32, "key").slice()));
+  async aesGcm(key) {
+    return nobleAead(abytes(key, 32, "key").slice());
   },
-  ed25519(seed): Promise<Signer> {
+  async ed25519(seed): Promise<Signer> {
     const sk = abytes(seed, 32, "seed").slice();
-    return Promise.resolve({
+    return {
       publicKey: ed.getPublicKey(sk),
-      sign: (message: Uint8Array) => Promise.resolve(ed.sign(abytes(message, undefined, "message"), sk)),
-    });
+      sign: async (message: Uint8Array) => ed.sign(abytes(message, undefined, "message"), sk),
+    };
   },
-  ed25519Verify(publicKey, message, signature) {
+  async ed25519Verify(publicKey, message, signature) {
     abytes(message, undefined, "message");
-    if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) return Promise.resolve(false);
-    if (!(signature instanceof Uint8Array) || signature.length !== 64) return Promise.resolve(false);
+    if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) return false;
+    if (!(signature instanceof Uint8Array) || signature.length !== 64) return false;
     try {
       // Strict RFC 8032 verification (no ZIP-215 leniency), as OpenSSL does: both adapters
       // must accept exactly the same signatures.
-      return Promise.resolve(ed.verify(signature, message, publicKey, { zip215: false }));
+      return ed.verify(signature, message, publicKey, { zip215: false });
     } catch {
-      return Promise.resolve(false);
+      return false;
     }
   },
 };

@@ -101,5 +101,9 @@ export interface CryptoProvider {
    * Verifies an Ed25519 signature. Malformed keys or signatures verify as `false`.
    * @returns Whether the signature is valid.
    */
-  ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean>;
+  ed25519Verify(
+    publicKey: Uint8Array,
+    message: Uint8Array,
+    signature: Uint8Array,
+  ): Promise<boolean>;
 }

@@ -111,7 +111,9 @@ export class ReadQueue {
       this.#resume();
     }
     if (this.#waiter !== undefined) {
-      return Promise.reject(new TypeError("Conn.read() called again before the last read resolved"));
+      return Promise.reject(
+        new TypeError("Conn.read() called again before the last read resolved"),
+      );
     }
     return new Promise((resolve, reject) => {
       this.#waiter = { resolve, reject };
@@ -246,6 +248,8 @@ function describe(e: unknown): string {
  * @param addr The address.
  * @returns `host:port` or the socket path.
  */
-export function formatAddr(addr: { kind: string; hostname?: string; port?: number; path?: string }): string {
+export function formatAddr(
+  addr: { kind: string; hostname?: string; port?: number; path?: string },
+): string {
   return addr.kind === "tcp" ? `${addr.hostname}:${addr.port}` : `unix:${addr.path}`;
 }

@@ -60,12 +60,16 @@ interface BunServer {
 }
 interface BunNs {
   listen(options: BunAddrOptions & { socket: BunHandlers; allowHalfOpen: boolean }): BunServer;
-  connect(options: BunAddrOptions & { socket: BunHandlers; allowHalfOpen: boolean }): Promise<BunSocket>;
+  connect(
+    options: BunAddrOptions & { socket: BunHandlers; allowHalfOpen: boolean },
+  ): Promise<BunSocket>;
 }
 
 function bunNs(): BunNs {
   const ns = (globalThis as { Bun?: BunNs }).Bun;
-  if (ns === undefined) throw new RelayError("unsupported", "the bun transport needs the Bun runtime");
+  if (ns === undefined) {
+    throw new RelayError("unsupported", "the bun transport needs the Bun runtime");
+  }
   return ns;
 }
 
@@ -92,8 +96,16 @@ class BunConn implements Conn {
     if (unixPath !== undefined) {
       this.localAddr = this.remoteAddr = { kind: "unix", path: unixPath };
     } else {
-      this.localAddr = { kind: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 };
-      this.remoteAddr = { kind: "tcp", hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+      this.localAddr = {
+        kind: "tcp",
+        hostname: socket.localAddress ?? "",
+        port: socket.localPort ?? 0,
+      };
+      this.remoteAddr = {
+        kind: "tcp",
+        hostname: socket.remoteAddress ?? "",
+        port: socket.remotePort ?? 0,
+      };
       socket.setNoDelay?.(true);
     }
     this.#inbox = new ReadQueue(highWater, () => socket.pause(), () => socket.resume());
@@ -209,7 +221,11 @@ class BunConn implements Conn {
   }
 }
 
-function handlers(unixPath: string | undefined, highWater: number, onOpen?: (c: BunConn) => void): BunHandlers {
+function handlers(
+  unixPath: string | undefined,
+  highWater: number,
+  onOpen?: (c: BunConn) => void,
+): BunHandlers {
   return {
     open(socket) {
       const conn = new BunConn(socket, unixPath, highWater);
@@ -279,9 +295,11 @@ export function bunTransport(): Transport {
           allowHalfOpen: true,
           socket: handlers(unixPath, hwm, (c) => queue.push(c)),
         });
-        const bound: Addr = addr.kind === "unix"
-          ? addr
-          : { kind: "tcp", hostname: server.hostname ?? addr.hostname, port: server.port ?? addr.port };
+        const bound: Addr = addr.kind === "unix" ? addr : {
+          kind: "tcp",
+          hostname: server.hostname ?? addr.hostname,
+          port: server.port ?? addr.port,
+        };
         return Promise.resolve(new BunListener(server, bound, queue));
       } catch (e) {
         if (e instanceof RelayError) return Promise.reject(e);
@@ -302,7 +320,9 @@ export function bunTransport(): Transport {
         throw socketError(e, `connect to ${formatAddr(addr)}`);
       }
       const conn = socket.data;
-      if (conn === undefined) throw new RelayError("connect-failed", `connect to ${formatAddr(addr)}: no socket`);
+      if (conn === undefined) {
+        throw new RelayError("connect-failed", `connect to ${formatAddr(addr)}: no socket`);
+      }
       return conn;
     },
   };

@@ -172,7 +172,9 @@ export function memoryTransport(): Transport {
       }
       const key = formatAddr(bound);
       if (endpoints.has(key)) {
-        return Promise.reject(new RelayError("addr-in-use", `listen on ${key}: address already in use`));
+        return Promise.reject(
+          new RelayError("addr-in-use", `listen on ${key}: address already in use`),
+        );
       }
       const queue = new AcceptQueue<MemoryConn>();
       endpoints.set(key, { queue, highWater: options?.highWaterMark ?? DEFAULT_HIGH_WATER });
@@ -182,7 +184,9 @@ export function memoryTransport(): Transport {
       const key = formatAddr(addr);
       const endpoint = endpoints.get(key);
       if (endpoint === undefined || endpoint.queue.closed) {
-        return Promise.reject(new RelayError("connect-failed", `connect to ${key}: connection refused`));
+        return Promise.reject(
+          new RelayError("connect-failed", `connect to ${key}: connection refused`),
+        );
       }
       const local: Addr = addr.kind === "tcp"
         ? { kind: "tcp", hostname: addr.hostname, port: 100000 + nextClient++ }

@@ -110,7 +110,11 @@ for (const t of availableTransports()) {
           read += c.length;
         }
       })();
-      assert.notEqual(await within(pending, 10_000), "timeout", "write did not resume after the reader drained");
+      assert.notEqual(
+        await within(pending, 10_000),
+        "timeout",
+        "write did not resume after the reader drained",
+      );
       await drained;
       assert.equal(read, written);
       client.close();
@@ -146,7 +150,10 @@ for (const t of availableTransports()) {
         5000,
       );
       assert.ok(outcome === "eof:partial" || outcome === "error:connection-lost", outcome);
-      await assert.rejects(client.read(), (e: unknown) => e instanceof RelayError && e.code === "closed");
+      await assert.rejects(
+        client.read(),
+        (e: unknown) => e instanceof RelayError && e.code === "closed",
+      );
       server.close();
       await listener.close();
     });
@@ -158,7 +165,8 @@ for (const t of availableTransports()) {
       await sleep(10);
       await assert.rejects(
         t.connect(addr),
-        (e: unknown) => e instanceof RelayError && e.code === "connect-failed" && /refused/.test(e.message),
+        (e: unknown) =>
+          e instanceof RelayError && e.code === "connect-failed" && /refused/.test(e.message),
       );
     });
 
@@ -202,7 +210,10 @@ for (const t of availableTransports()) {
       await client.closeWrite();
       assert.equal(dec.decode(await readAll(client)), "still here");
       await echoing;
-      await assert.rejects(t.connect(listener.addr), (e: unknown) => e instanceof RelayError && e.code === "connect-failed");
+      await assert.rejects(
+        t.connect(listener.addr),
+        (e: unknown) => e instanceof RelayError && e.code === "connect-failed",
+      );
     });
   }
 }

@@ -1,0 +1,128 @@
+/**
+ * Builds the npm package into `npm/` from the same TypeScript sources that Deno and Bun run
+ * and JSR publishes — what dnt would do, with TypeScript's own compiler
+ * (`rewriteRelativeImportExtensions` turns `./x.ts` imports into `./x.js`), because dnt
+ * comes from JSR and JSR is unreachable here.
+ *
+ * Emits ESM + `.d.ts` for mod.ts and src/, and also compiles tests/ so Node (which cannot
+ * run .ts) tests the built output. Writes npm/package.json with an `exports` map derived
+ * from deno.json's and fails when the two diverge or point at missing files.
+ *
+ * Usage: deno run -A scripts/build_npm.ts
+ */
+
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const out = join(root, "npm");
+
+interface DenoJson {
+  name: string;
+  version: string;
+  license: string;
+  exports: Record<string, string>;
+}
+interface PackageJson {
+  description: string;
+  dependencies: Record<string, string>;
+  engines?: Record<string, string>;
+}
+
+/** The npm `exports` entry for one deno.json export target (`./src/x.ts`). */
+export function npmExport(target: string): { types: string; default: string } {
+  if (!target.startsWith("./") || !target.endsWith(".ts")) {
+    throw new Error(`deno.json export target must be a relative .ts path, got ${target}`);
+  }
+  const base = target.slice(0, -3);
+  return { types: `${base}.d.ts`, default: `${base}.js` };
+}
+
+/**
+ * Compares the two exports maps; returns the differences (empty when they agree).
+ * @param deno deno.json `exports`.
+ * @param npm npm package.json `exports`.
+ */
+export function exportDiffs(
+  deno: Record<string, string>,
+  npm: Record<string, { types: string; default: string }>,
+): string[] {
+  const diffs: string[] = [];
+  for (const key of new Set([...Object.keys(deno), ...Object.keys(npm)])) {
+    const d = deno[key];
+    const n = npm[key];
+    if (d === undefined) diffs.push(`${key}: only in npm exports`);
+    else if (n === undefined) diffs.push(`${key}: only in deno.json exports`);
+    else {
+      const want = npmExport(d);
+      if (want.default !== n.default || want.types !== n.types) {
+        diffs.push(`${key}: deno.json ${d} vs npm ${n.default}`);
+      }
+    }
+  }
+  return diffs;
+}
+
+function main(): void {
+  const deno = JSON.parse(readFileSync(join(root, "deno.json"), "utf8")) as DenoJson;
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as PackageJson;
+
+  rmSync(out, { recursive: true, force: true });
+  const tsconfig = {
+    extends: "../tsconfig.json",
+    compilerOptions: {
+      noEmit: false,
+      rootDir: "..",
+      outDir: ".",
+      declaration: true,
+      sourceMap: false,
+    },
+    include: ["../mod.ts", "../src/**/*.ts", "../tests/**/*.ts"],
+  };
+  // The build config lives in npm/ so the repository root keeps only the files the design
+  // card lists; it is removed from the package by the "files" list below.
+  spawnSync("mkdir", ["-p", out]);
+  writeFileSync(join(out, "tsconfig.json"), JSON.stringify(tsconfig, null, 2));
+  const tsc = join(root, "node_modules", ".bin", "tsc");
+  const r = spawnSync(tsc, ["-p", join(out, "tsconfig.json")], { stdio: "inherit" });
+  if (r.status !== 0) throw new Error(`tsc failed with exit code ${r.status}`);
+
+  const exports: Record<string, { types: string; default: string }> = {};
+  for (const [key, target] of Object.entries(deno.exports)) exports[key] = npmExport(target);
+
+  const npmPkg = {
+    name: deno.name,
+    version: deno.version,
+    description: pkg.description.replace(/ \(development workspace.*\)$/, ""),
+    license: deno.license,
+    type: "module",
+    engines: pkg.engines ?? { node: ">=20" },
+    exports,
+    main: exports["."]?.default,
+    types: exports["."]?.types,
+    files: ["mod.js", "mod.d.ts", "src/", "README.md", "LICENSE"],
+    sideEffects: false,
+    dependencies: pkg.dependencies,
+  };
+  writeFileSync(join(out, "package.json"), JSON.stringify(npmPkg, null, 2) + "\n");
+  for (const f of ["README.md", "LICENSE"]) copyFileSync(join(root, f), join(out, f));
+
+  const diffs = exportDiffs(deno.exports, npmPkg.exports);
+  for (const entry of Object.values(npmPkg.exports)) {
+    for (const file of [entry.default, entry.types]) {
+      if (!existsSync(join(out, file))) diffs.push(`${file}: exported but not built`);
+    }
+  }
+  if (diffs.length > 0) {
+    throw new Error(`npm and deno.json exports diverge:\n  ${diffs.join("\n  ")}`);
+  }
+  console.log(
+    `built ${npmPkg.name}@${npmPkg.version} into npm/ (${
+      Object.keys(exports).length
+    } exports, in sync with deno.json)`,
+  );
+}
+
+if (import.meta.main) main();

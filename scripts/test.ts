@@ -1,0 +1,141 @@
+/**
+ * The one test command (`npm test`, `deno task test`): static checks (fmt, lint, type check),
+ * builds the npm package, then runs the
+ * whole suite on Deno (`deno test`), Bun (`bun test`) and Node (`node --test` against the
+ * built npm output), one runtime after the other. Prints each runtime's counts, a summary
+ * table and a closing `N passed, N failed` line; exits non-zero if any runtime failed or ran
+ * no test.
+ *
+ * Usage: deno run -A scripts/test.ts [deno|bun|node ...]   (default: all three)
+ */
+
+import { spawn } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = (name: string) => join(root, "node_modules", ".bin", name);
+
+interface Result {
+  runtime: string;
+  passed: number;
+  failed: number;
+  exitCode: number;
+  seconds: number;
+}
+
+function findTests(dir: string, suffix: string): string[] {
+  return readdirSync(dir).sort().flatMap((name) => {
+    const p = join(dir, name);
+    return statSync(p).isDirectory() ? findTests(p, suffix) : name.endsWith(suffix) ? [p] : [];
+  });
+}
+
+/** Runs a command with a raised fd limit (the suite opens 1,000+ sockets at once), teeing its output. */
+function run(cmd: string[]): Promise<{ code: number; output: string }> {
+  const quoted = cmd.map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
+  const script =
+    `ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec ${quoted}`;
+  return new Promise((resolve) => {
+    const child = spawn("bash", ["-c", script], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" },
+    });
+    let output = "";
+    const tee = (target: NodeJS.WriteStream) => (b: Uint8Array) => {
+      const s = new TextDecoder().decode(b);
+      output += s;
+      target.write(s);
+    };
+    child.stdout.on("data", tee(process.stdout));
+    child.stderr.on("data", tee(process.stderr));
+    child.on("close", (code) => resolve({ code: code ?? 1, output }));
+  });
+}
+
+const num = (re: RegExp, s: string): number => Number(re.exec(s)?.[1] ?? 0);
+
+/** Per-runtime commands and the parsers of their closing lines. */
+const RUNNERS: Record<string, { cmd: () => string[]; parse: (out: string) => [number, number] }> = {
+  deno: {
+    cmd: () => [bin("deno"), "test", "-A", "--no-prompt", "tests/"],
+    parse: (o) => [num(/\|\s*(\d+) passed/, o), num(/\|\s*(\d+) failed/, o)],
+  },
+  bun: {
+    cmd: () => [bin("bun"), "test", "./tests/"],
+    parse: (o) => [num(/^\s*(\d+) pass$/m, o), num(/^\s*(\d+) fail$/m, o)],
+  },
+  node: {
+    cmd: () => [
+      "node",
+      "--test",
+      "--test-reporter=spec",
+      ...findTests(join(root, "npm", "tests"), "_test.js").map((f) => relative(root, f)),
+    ],
+    parse: (o) => [num(/^ℹ pass (\d+)$/m, o), num(/^ℹ fail (\d+)$/m, o)],
+  },
+};
+
+async function main(): Promise<number> {
+  const wanted = process.argv.slice(2).filter((a) => a in RUNNERS);
+  const runtimes = wanted.length > 0 ? wanted : Object.keys(RUNNERS);
+
+  console.log("\n=== static checks: deno fmt --check, deno lint, deno check ===");
+  for (const cmd of [["fmt", "--check"], ["lint"], ["check", "mod.ts", "src/", "scripts/"]]) {
+    const r = await run([bin("deno"), ...cmd]);
+    if (r.code !== 0) {
+      console.log(`deno ${cmd.join(" ")} failed: run \`deno ${cmd[0]}\` locally`);
+      console.log("0 passed, 1 failed");
+      return 1;
+    }
+  }
+
+  if (runtimes.includes("node")) {
+    console.log("\n=== build npm package (node runs the built output) ===");
+    const build = await run([bin("deno"), "run", "-A", "scripts/build_npm.ts"]);
+    if (build.code !== 0) {
+      console.log("npm build failed");
+      return 1;
+    }
+  }
+
+  const results: Result[] = [];
+  for (const runtime of runtimes) {
+    console.log(`\n=== ${runtime} ===`);
+    const started = performance.now();
+    const { code, output } = await run(RUNNERS[runtime]!.cmd());
+    const [passed, failed] = RUNNERS[runtime]!.parse(output);
+    results.push({
+      runtime,
+      passed,
+      failed,
+      exitCode: code,
+      seconds: (performance.now() - started) / 1000,
+    });
+  }
+
+  console.log("\n=== summary ===");
+  console.log("runtime  passed  failed  exit  seconds");
+  for (const r of results) {
+    console.log(
+      `${r.runtime.padEnd(8)} ${String(r.passed).padStart(6)}  ${String(r.failed).padStart(6)}  ${
+        String(r.exitCode).padStart(4)
+      }  ${r.seconds.toFixed(1).padStart(7)}`,
+    );
+  }
+  const passed = results.reduce((a, r) => a + r.passed, 0);
+  const failed = results.reduce((a, r) => a + r.failed, 0);
+  const bad = results.filter((r) => r.exitCode !== 0 || r.failed > 0 || r.passed === 0);
+  for (const r of bad) {
+    console.log(
+      `${r.runtime}: FAILED (exit ${r.exitCode}, ${r.passed} passed, ${r.failed} failed)`,
+    );
+  }
+  // A runtime that crashed before printing counts still counts as one failure.
+  console.log(`${passed} passed, ${failed + bad.filter((r) => r.failed === 0).length} failed`);
+  return bad.length === 0 ? 0 : 1;
+}
+
+process.exitCode = await main();

@@ -1,0 +1,18 @@
+/**
+ * @module
+ * The crypto providers under test in the running runtime: noble, and native with each AEAD
+ * implementation the runtime has.
+ */
+
+import { createNativeCrypto } from "../../src/crypto/native.ts";
+import { nobleCrypto } from "../../src/crypto/noble.ts";
+import type { CryptoProvider } from "../../src/crypto/types.ts";
+
+/** Every provider the running runtime offers, including each native AEAD choice. */
+export function providers(): CryptoProvider[] {
+  return [
+    nobleCrypto,
+    createNativeCrypto({ aead: "webcrypto" }),
+    createNativeCrypto({ aead: "node" }),
+  ];
+}
