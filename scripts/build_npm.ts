@@ -79,7 +79,7 @@ function main(): void {
       declaration: true,
       sourceMap: false,
     },
-    include: ["../mod.ts", "../src/**/*.ts", "../tests/**/*.ts"],
+    include: ["../mod.ts", "../src/**/*.ts", "../tests/**/*.ts", "../scripts/bench/**/*.ts"],
   };
   // The build config lives in npm/ so the repository root keeps only the files the design
   // card lists; it is removed from the package by the "files" list below.

@@ -139,7 +139,8 @@ class BunConn implements Conn {
     if (this.#eof || this.#writeClosed) this.#inbox.end();
     else this.#inbox.fail(new RelayError("connection-lost", "connection closed before EOF"));
     this.#isClosed = true;
-    this.#writeError ??= closedError();
+    // Not closed by us (close() sets #writeError first): the peer or the network did it.
+    this.#writeError ??= new RelayError("connection-lost", "connection closed by peer");
     this.#gate.fail(this.#writeError);
     this.#shutdownWaiter?.();
     this.#resolveClosed();
@@ -155,8 +156,8 @@ class BunConn implements Conn {
   }
 
   write(data: Uint8Array): Promise<void> {
-    if (this.#writeError !== undefined) return Promise.reject(this.#writeError);
     if (this.#writeClosed) return Promise.reject(closedError());
+    if (this.#writeError !== undefined) return Promise.reject(this.#writeError);
     if (data.length === 0) return Promise.resolve();
     if (this.#pendingBytes === 0) {
       const n = this.#socket.write(data);

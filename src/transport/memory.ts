@@ -26,6 +26,10 @@ import {
   type Transport,
 } from "./types.ts";
 
+function peerGone(): RelayError {
+  return new RelayError("connection-lost", "peer closed the connection");
+}
+
 class MemoryConn implements Conn {
   readonly localAddr: Addr;
   readonly remoteAddr: Addr;
@@ -60,9 +64,7 @@ class MemoryConn implements Conn {
 
   write(data: Uint8Array): Promise<void> {
     if (this.#closed || this.#writeClosed) return Promise.reject(closedError());
-    if (this.peer.#closed) {
-      return Promise.reject(new RelayError("connection-lost", "peer closed the connection"));
-    }
+    if (this.peer.#closed) return Promise.reject(peerGone());
     this.peer.inbox.push(data);
     return this.peer.inbox.length >= this.peer.highWater ? this.gate.wait() : Promise.resolve();
   }
@@ -85,9 +87,8 @@ class MemoryConn implements Conn {
     this.inbox.discard(closedError());
     this.gate.fail(closedError());
     const peer = this.peer;
-    peer.inbox.fail(new RelayError("connection-lost", "peer closed the connection"));
-    peer.gate.fail(new RelayError("connection-lost", "peer closed the connection"));
-    peer.#writeClosed = true;
+    peer.inbox.fail(peerGone());
+    peer.gate.fail(peerGone());
     this.#resolveClosed();
     peer.#resolveClosed();
   }

@@ -56,7 +56,8 @@ class NodeConn implements Conn {
     });
     this.closed = new Promise((resolve) => {
       socket.on("close", () => {
-        this.#writeError ??= closedError();
+        // Not closed by us (close() sets #writeError first): the peer or the network did it.
+        this.#writeError ??= new RelayError("connection-lost", "connection closed by peer");
         this.#queue.fail(new RelayError("connection-lost", "connection closed before EOF"));
         this.#gate.fail(this.#writeError);
         resolve();
@@ -73,8 +74,8 @@ class NodeConn implements Conn {
   }
 
   write(data: Uint8Array): Promise<void> {
-    if (this.#writeError !== undefined) return Promise.reject(this.#writeError);
     if (this.#socket.writableEnded) return Promise.reject(closedError());
+    if (this.#writeError !== undefined) return Promise.reject(this.#writeError);
     if (data.length === 0) return Promise.resolve();
     // Node only emits "drain" after a write returned false, so that is the signal to wait on.
     return this.#socket.write(data) ? Promise.resolve() : this.#gate.wait();

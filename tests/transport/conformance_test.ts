@@ -132,7 +132,10 @@ for (const t of availableTransports()) {
       await server.closeWrite();
       assert.equal(dec.decode(await readAll(client)), "reply after EOF");
       assert.notEqual(await within(Promise.all([client.closed, server.closed]), 5000), "timeout");
-      await assert.rejects(client.write(enc.encode("x")), RelayError);
+      await assert.rejects(
+        client.write(enc.encode("x")),
+        (e: unknown) => e instanceof RelayError && e.code === "closed",
+      );
       await listener.close();
     });
 
@@ -168,6 +171,39 @@ for (const t of availableTransports()) {
         (e: unknown) =>
           e instanceof RelayError && e.code === "connect-failed" && /refused/.test(e.message),
       );
+    });
+
+    test(`Conn (${name}) write after the peer closed fails with connection-lost`, async () => {
+      const listener = await t.listen(kind.make());
+      const [client, server] = await pair(t, listener);
+      server.close();
+      // The first writes may still be taken by the kernel; a dead peer must surface soon.
+      let error: unknown;
+      for (let i = 0; i < 200 && error === undefined; i++) {
+        try {
+          await client.write(new Uint8Array(64 * 1024));
+        } catch (e) {
+          error = e;
+        }
+        await sleep(5);
+      }
+      assert.ok(error instanceof RelayError, `no error: ${error}`);
+      assert.equal(error.code, "connection-lost");
+      client.close();
+      await listener.close();
+    });
+
+    test(`Listener (${name}) frees its address on close, so listening again succeeds`, async () => {
+      const first = await t.listen(kind.make());
+      await first.close();
+      const again = await t.listen(first.addr);
+      const served = serveEcho(again);
+      const conn = await t.connect(again.addr);
+      await conn.write(enc.encode("again"));
+      await conn.closeWrite();
+      assert.equal(dec.decode(await readAll(conn)), "again");
+      await again.close();
+      await served;
     });
 
     test(`Transport (${name}) listen on a taken address fails with addr-in-use`, async () => {
