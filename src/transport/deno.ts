@@ -85,7 +85,7 @@ class DenoConnAdapter implements Conn {
   readonly #highWater: number;
   readonly #gate = new WriteGate();
   #resolveClosed!: () => void;
-  #readSize = MIN_READ * 4;
+  #readSize = MIN_READ;
   #spare: Uint8Array | undefined;
   #eof = false;
   #isClosed = false;
