@@ -79,7 +79,13 @@ function main(): void {
       declaration: true,
       sourceMap: false,
     },
-    include: ["../mod.ts", "../src/**/*.ts", "../tests/**/*.ts", "../scripts/bench/**/*.ts"],
+    include: [
+      "../mod.ts",
+      "../src/**/*.ts",
+      "../tests/**/*.ts",
+      "../scripts/build_npm.ts",
+      "../scripts/bench/**/*.ts",
+    ],
   };
   // The build config lives in npm/ so the repository root keeps only the files the design
   // card lists; it is removed from the package by the "files" list below.
@@ -125,4 +131,5 @@ function main(): void {
   );
 }
 
-if (import.meta.main) main();
+// `import.meta.main` is Deno's and Bun's; Node 20 (which only imports this for tests) lacks it.
+if ((import.meta as { main?: boolean }).main) main();
