@@ -17,6 +17,10 @@ export const ErrorCode = {
   ConnectionLost: "connection-lost",
   /** Any authentication, decryption or key-agreement failure. Deliberately uninformative. */
   AuthFailed: "auth-failed",
+  /** The peer broke the protocol (malformed frame, out-of-turn message, oversize length). */
+  ProtocolError: "protocol-error",
+  /** A frame's length prefix exceeds the negotiated limit (checked before allocating). */
+  FrameTooLarge: "frame-too-large",
   /** The running runtime lacks a capability the chosen adapter needs. */
   Unsupported: "unsupported",
 } as const;
