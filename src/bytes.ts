@@ -238,3 +238,85 @@ export function fromHex(hex: string): Uint8Array {
   }
   return out;
 }
+
+const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const B64URL_INDEX = new Map([...B64URL].map((c, i) => [c, i]));
+
+/**
+ * Encodes bytes as unpadded base64url (RFC 4648 §5).
+ *
+ * @param bytes The bytes.
+ * @returns The text.
+ * @example
+ * ```ts
+ * import { toBase64Url } from "./bytes.ts";
+ * toBase64Url(new Uint8Array([251, 255])); // "-_8"
+ * ```
+ */
+export function toBase64Url(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; i += 3) {
+    const n = (bytes[i]! << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0);
+    const chars = i + 2 < bytes.length ? 4 : i + 1 < bytes.length ? 3 : 2;
+    for (let c = 0; c < chars; c++) out += B64URL[(n >>> (18 - 6 * c)) & 63];
+  }
+  return out;
+}
+
+/**
+ * Decodes unpadded base64url (RFC 4648 §5), strictly: no padding, no other alphabet, no
+ * non-zero trailing bits.
+ *
+ * @param text The text.
+ * @returns The bytes.
+ * @throws {TypeError} on any character outside the alphabet or an impossible length.
+ * @example
+ * ```ts
+ * import { fromBase64Url } from "./bytes.ts";
+ * fromBase64Url("-_8"); // Uint8Array [251, 255]
+ * ```
+ */
+export function fromBase64Url(text: string): Uint8Array {
+  if (text.length % 4 === 1) throw new TypeError(`base64url length ${text.length} is impossible`);
+  const out = new Uint8Array(Math.floor((text.length * 3) / 4));
+  let bits = 0;
+  let acc = 0;
+  let o = 0;
+  for (let i = 0; i < text.length; i++) {
+    const v = B64URL_INDEX.get(text[i]!);
+    if (v === undefined) throw new TypeError(`base64url has an invalid character at ${i}`);
+    acc = (acc << 6) | v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >>> bits) & 0xff;
+    }
+  }
+  if ((acc & ((1 << bits) - 1)) !== 0) throw new TypeError("base64url has non-zero trailing bits");
+  return out;
+}
+
+let crcTable: Uint32Array | undefined;
+
+/**
+ * CRC-32 (IEEE 802.3): an error-detecting checksum for typed-in text such as session tokens.
+ * Not a security measure.
+ *
+ * @param bytes The data.
+ * @returns The checksum as an unsigned 32-bit integer.
+ * @example
+ * ```ts
+ * import { crc32 } from "./bytes.ts";
+ * crc32(new TextEncoder().encode("123456789")); // 0xcbf43926
+ * ```
+ */
+export function crc32(bytes: Uint8Array): number {
+  crcTable ??= Uint32Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  let crc = 0xffffffff;
+  for (const b of bytes) crc = crcTable[(crc ^ b) & 0xff]! ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}

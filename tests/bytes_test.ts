@@ -85,3 +85,24 @@ test("abytes names the argument and the expected length", () => {
   const ok = new Uint8Array(2);
   assert.equal(abytes(ok, 2), ok);
 });
+
+test("toBase64Url/fromBase64Url round-trip every length and reject malformed text", async () => {
+  const { toBase64Url, fromBase64Url } = await import("../src/bytes.ts");
+  for (let len = 0; len < 70; len++) {
+    const bytes = Uint8Array.from({ length: len }, (_, i) => (i * 89 + len) & 0xff);
+    const text = toBase64Url(bytes);
+    assert.match(text, /^[A-Za-z0-9_-]*$/);
+    assert.deepEqual(fromBase64Url(text), bytes);
+  }
+  assert.equal(toBase64Url(new TextEncoder().encode("hydra")), "aHlkcmE");
+  assert.throws(() => fromBase64Url("aHlkcmE="), TypeError);
+  assert.throws(() => fromBase64Url("a+b/"), TypeError);
+  assert.throws(() => fromBase64Url("abcde"), TypeError);
+  assert.throws(() => fromBase64Url("aHlkcmF"), TypeError); // non-zero trailing bits
+});
+
+test("crc32 matches the standard check value", async () => {
+  const { crc32 } = await import("../src/bytes.ts");
+  assert.equal(crc32(new TextEncoder().encode("123456789")), 0xcbf43926);
+  assert.equal(crc32(new Uint8Array(0)), 0);
+});

@@ -16,7 +16,7 @@
 import { hkdf as nobleHkdf } from "@noble/hashes/hkdf.js";
 import { hmac as nobleHmac } from "@noble/hashes/hmac.js";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
-import { abytes, aint, concat, fromHex } from "../bytes.ts";
+import { abytes, aint, concat, fromBase64Url, fromHex } from "../bytes.ts";
 import { authFailed, RelayError } from "../errors.ts";
 import { runtimeName } from "../runtime.ts";
 import { checkShared, secureRandom } from "./_checks.ts";
@@ -100,12 +100,6 @@ const X25519_PKCS8 = fromHex("302e020100300506032b656e04220420");
 const X25519_SPKI = fromHex("302a300506032b656e032100");
 const ED25519_PKCS8 = fromHex("302e020100300506032b657004220420");
 const ED25519_SPKI = fromHex("302a300506032b6570032100");
-
-function fromBase64Url(s: string): Uint8Array {
-  const b64 = s.replace(/-/g, "+").replace(/_/g, "/");
-  const bin = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
-  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
-}
 
 // ---- AES-256-GCM ----
 function nodeAead(nc: NodeCrypto, key: Bytes): Aead {
@@ -284,21 +278,53 @@ function webCurves(): Pick<
   };
 }
 
-/** Options of {@link createNativeCrypto}. */
+type Hashes = Pick<CryptoProvider, "sha256" | "hmacSha256" | "hkdf">;
+
+function nobleHashes(): Hashes {
+  return {
+    sha256: (d) => nobleSha256(abytes(d, undefined, "data")),
+    hmacSha256: (k, d) =>
+      nobleHmac(nobleSha256, abytes(k, undefined, "key"), abytes(d, undefined, "data")),
+    hkdf: (ikm, salt, info, length) =>
+      nobleHkdf(nobleSha256, ikm, salt, info, aint(length, 0, 255 * 32, "length")),
+  };
+}
+
+function nodeHashes(nc: NodeCrypto): Hashes {
+  return {
+    sha256: (d) => view(nc.createHash("sha256").update(abytes(d, undefined, "data")).digest()),
+    hmacSha256: (k, d) =>
+      view(
+        nc.createHmac("sha256", abytes(k, undefined, "key")).update(abytes(d, undefined, "data"))
+          .digest(),
+      ),
+    hkdf(ikm, salt, info, length) {
+      aint(length, 0, 255 * 32, "length");
+      abytes(ikm, undefined, "ikm");
+      abytes(salt, undefined, "salt");
+      abytes(info, undefined, "info");
+      if (length === 0) return new Uint8Array(0);
+      return new Uint8Array(nc.hkdfSync("sha256", ikm, salt, info, length));
+    },
+  };
+}
+
+/** Options of {@link createNativeCrypto}. Defaults are the fastest measured choices. */
 export interface NativeCryptoOptions {
-  /**
-   * Which AES-GCM implementation to use. Default: `"webcrypto"` under Deno and in browsers,
-   * `"node"` (node:crypto) wherever else node:crypto exists.
-   */
+  /** AES-GCM: default `"webcrypto"` under Deno and in browsers, else `"node"` (node:crypto). */
   readonly aead?: "node" | "webcrypto";
+  /** X25519 and Ed25519: default `"node"` wherever node:crypto exists, else `"webcrypto"`. */
+  readonly curves?: "node" | "webcrypto";
+  /** SHA-256, HMAC, HKDF: default `"node"` wherever node:crypto exists, else `"noble"`. */
+  readonly hashes?: "node" | "noble";
 }
 
 /**
  * Builds a native crypto provider for the running runtime.
  *
- * @param options Implementation choices; the defaults are the fastest measured.
+ * @param options Implementation choices per primitive; the defaults are the fastest measured.
  * @returns The provider.
- * @throws {RelayError} `unsupported` when `aead: "node"` is asked for without node:crypto.
+ * @throws {RelayError} `unsupported` when a `"node"` choice is asked for without node:crypto.
  * @example
  * ```ts
  * import { createNativeCrypto } from "./native.ts";
@@ -311,39 +337,16 @@ export function createNativeCrypto(options: NativeCryptoOptions = {}): CryptoPro
   const nc = loadNodeCrypto();
   const aeadImpl = options.aead ??
     (nc === undefined || runtimeName() === "deno" ? "webcrypto" : "node");
-  if (aeadImpl === "node" && nc === undefined) {
+  const curvesImpl = options.curves ?? (nc === undefined ? "webcrypto" : "node");
+  const hashesImpl = options.hashes ?? (nc === undefined ? "noble" : "node");
+  if (nc === undefined && (aeadImpl === "node" || curvesImpl === "node" || hashesImpl === "node")) {
     throw new RelayError("unsupported", "node:crypto is not available in this runtime");
   }
-  const curves = nc === undefined ? webCurves() : nodeCurves(nc);
-  const hashes: Pick<CryptoProvider, "sha256" | "hmacSha256" | "hkdf"> = nc === undefined
-    ? {
-      sha256: (d) => nobleSha256(abytes(d, undefined, "data")),
-      hmacSha256: (k, d) =>
-        nobleHmac(nobleSha256, abytes(k, undefined, "key"), abytes(d, undefined, "data")),
-      hkdf: (ikm, salt, info, length) =>
-        nobleHkdf(nobleSha256, ikm, salt, info, aint(length, 0, 255 * 32, "length")),
-    }
-    : {
-      sha256: (d) => view(nc.createHash("sha256").update(abytes(d, undefined, "data")).digest()),
-      hmacSha256: (k, d) =>
-        view(
-          nc.createHmac("sha256", abytes(k, undefined, "key")).update(abytes(d, undefined, "data"))
-            .digest(),
-        ),
-      hkdf(ikm, salt, info, length) {
-        aint(length, 0, 255 * 32, "length");
-        abytes(ikm, undefined, "ikm");
-        abytes(salt, undefined, "salt");
-        abytes(info, undefined, "info");
-        if (length === 0) return new Uint8Array(0);
-        return new Uint8Array(nc.hkdfSync("sha256", ikm, salt, info, length));
-      },
-    };
   return {
-    name: `native(${aeadImpl === "node" ? "node:crypto" : "webcrypto"})`,
+    name: `native(aead=${aeadImpl},curves=${curvesImpl},hashes=${hashesImpl})`,
     randomBytes: secureRandom,
-    ...hashes,
-    ...curves,
+    ...(hashesImpl === "node" ? nodeHashes(nc!) : nobleHashes()),
+    ...(curvesImpl === "node" ? nodeCurves(nc!) : webCurves()),
     async aesGcm(key) {
       abytes(key, 32, "key");
       return aeadImpl === "node" ? nodeAead(nc!, key) : await webAead(key);
