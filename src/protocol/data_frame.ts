@@ -1,0 +1,209 @@
+/**
+ * @module
+ * End-to-end sealed data frames (docs/PROTOCOL.md §5 "Data frames"). The producer seals,
+ * the relay forwards the bytes unchanged, every consumer opens. Wire layout:
+ *
+ *     offset  0  u32 BE body length
+ *             4  u8  type = 0x03
+ *             5  u8  flags (END = 0x01, BATCH = 0x02, other bits 0)
+ *             6  8   stream tag
+ *            14  u64 BE seq
+ *            22  AES-256-GCM ciphertext ‖ 16-byte tag
+ *
+ * The AAD is bytes 4..22 (type, flags, tag, seq), so none of them can be changed without
+ * detection; the nonce is 4 zero bytes ‖ seq, unique because each producer stream has its
+ * own key (fresh epoch) and seq never repeats within it. The plaintext of a BATCH frame is
+ * `(u32 BE length ‖ message)*`.
+ */
+
+import { abytes, readU32BE, readU64BE, writeU32BE, writeU64BE } from "../bytes.ts";
+import { type Aead, TAG_LENGTH } from "../crypto/types.ts";
+import { RelayError } from "../errors.ts";
+import { type Frame, FRAME_HEADER, FrameType, writeFrameHeader } from "./framer.ts";
+import { STREAM_TAG_LENGTH } from "./session.ts";
+
+/** Data frame flags. */
+export const DataFlag = {
+  /** Clean end of the stream: a consumer that never sees it knows the stream was cut. */
+  End: 0x01,
+  /** The plaintext holds several length-prefixed messages. */
+  Batch: 0x02,
+} as const;
+
+const KNOWN_FLAGS = DataFlag.End | DataFlag.Batch;
+
+/** Bytes of a data frame before the ciphertext, outer header included. */
+export const DATA_HEADER: number = FRAME_HEADER + 1 + STREAM_TAG_LENGTH + 8;
+/** Smallest valid data frame body: flags, tag, seq and an AEAD tag. */
+export const MIN_DATA_BODY: number = DATA_HEADER - FRAME_HEADER + TAG_LENGTH;
+
+/** The cleartext fields of a data frame. */
+export interface DataHeader {
+  /** {@link DataFlag} bits. */
+  readonly flags: number;
+  /** The session's 8-byte stream tag (a view into the frame). */
+  readonly streamTag: Uint8Array;
+  /** Sequence number within the producer stream, from 0. */
+  readonly seq: bigint;
+}
+
+/** What the producer seals. */
+export interface DataFrameInput {
+  /** The session's stream tag. */
+  readonly streamTag: Uint8Array;
+  /** This frame's sequence number. */
+  readonly seq: bigint;
+  /** {@link DataFlag} bits. */
+  readonly flags: number;
+  /** The message, or a {@link encodeBatch} result with the BATCH flag. */
+  readonly plaintext: Uint8Array;
+}
+
+function nonceOf(seq: bigint): Uint8Array {
+  const nonce = new Uint8Array(12);
+  writeU64BE(nonce, 4, seq);
+  return nonce;
+}
+
+/**
+ * Reads a data frame's header without decrypting: what the relay checks and routes by.
+ *
+ * @param frame A decoded frame of type {@link FrameType.Data}.
+ * @returns Flags, stream tag and seq.
+ * @throws {RelayError} `protocol-error` when the frame is not a well-formed data frame.
+ * @example
+ * ```ts ignore
+ * const { streamTag, seq } = parseDataHeader(frame);
+ * ```
+ */
+export function parseDataHeader(frame: Frame): DataHeader {
+  if (frame.type !== FrameType.Data) {
+    throw new RelayError("protocol-error", `expected a data frame, got type ${frame.type}`);
+  }
+  const b = frame.body;
+  if (b.length < MIN_DATA_BODY) {
+    throw new RelayError("protocol-error", `data frame of ${b.length} bytes is too short`);
+  }
+  const flags = b[0]!;
+  if ((flags & ~KNOWN_FLAGS) !== 0) {
+    throw new RelayError("protocol-error", `data frame has unknown flags 0x${flags.toString(16)}`);
+  }
+  return {
+    flags,
+    streamTag: b.subarray(1, 1 + STREAM_TAG_LENGTH),
+    seq: readU64BE(b, 1 + STREAM_TAG_LENGTH),
+  };
+}
+
+/**
+ * Seals one data frame, returning the complete wire bytes (length prefix included).
+ *
+ * @param aead The stream's data key.
+ * @param input Tag, seq, flags and plaintext.
+ * @returns The frame, ready to write.
+ * @example
+ * ```ts
+ * import { sealData, DataFlag } from "./data_frame.ts";
+ * import { nobleCrypto } from "../crypto/noble.ts";
+ * const aead = await nobleCrypto.aesGcm(new Uint8Array(32));
+ * const frame = await sealData(aead, { streamTag: new Uint8Array(8), seq: 0n, flags: 0, plaintext: new Uint8Array([1]) });
+ * ```
+ */
+export async function sealData(aead: Aead, input: DataFrameInput): Promise<Uint8Array> {
+  abytes(input.streamTag, STREAM_TAG_LENGTH, "streamTag");
+  abytes(input.plaintext, undefined, "plaintext");
+  if ((input.flags & ~KNOWN_FLAGS) !== 0) {
+    throw new RangeError(`unknown data flags 0x${input.flags.toString(16)}`);
+  }
+  const header = new Uint8Array(DATA_HEADER);
+  writeFrameHeader(
+    header,
+    0,
+    FrameType.Data,
+    DATA_HEADER - FRAME_HEADER + input.plaintext.length + TAG_LENGTH,
+  );
+  header[FRAME_HEADER] = input.flags;
+  header.set(input.streamTag, FRAME_HEADER + 1);
+  writeU64BE(header, FRAME_HEADER + 1 + STREAM_TAG_LENGTH, input.seq);
+  const sealed = await aead.seal(nonceOf(input.seq), input.plaintext, header.subarray(4));
+  const out = new Uint8Array(DATA_HEADER + sealed.length);
+  out.set(header);
+  out.set(sealed, DATA_HEADER);
+  return out;
+}
+
+/**
+ * Opens a data frame.
+ *
+ * @param aead The stream's data key.
+ * @param frame A decoded frame of type {@link FrameType.Data}.
+ * @returns The header and the plaintext.
+ * @throws {RelayError} `protocol-error` for a malformed frame, `auth-failed` for any
+ *   tampering (ciphertext, tag, flags, stream tag, seq) or the wrong key.
+ * @example
+ * ```ts ignore
+ * const { header, plaintext } = await openData(aead, frame);
+ * ```
+ */
+export async function openData(
+  aead: Aead,
+  frame: Frame,
+): Promise<{ header: DataHeader; plaintext: Uint8Array }> {
+  const header = parseDataHeader(frame);
+  const aad = frame.bytes.subarray(4, DATA_HEADER);
+  const plaintext = await aead.open(nonceOf(header.seq), frame.bytes.subarray(DATA_HEADER), aad);
+  return { header, plaintext };
+}
+
+/**
+ * Packs messages into one BATCH plaintext: `(u32 BE length ‖ message)*`.
+ *
+ * @param messages The messages, in order.
+ * @returns The plaintext.
+ * @example
+ * ```ts
+ * import { encodeBatch } from "./data_frame.ts";
+ * encodeBatch([new Uint8Array([1]), new Uint8Array(0)]); // 00 00 00 01 01 00 00 00 00
+ * ```
+ */
+export function encodeBatch(messages: readonly Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const m of messages) size += 4 + m.length;
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const m of messages) {
+    writeU32BE(out, off, m.length);
+    out.set(m, off + 4);
+    off += 4 + m.length;
+  }
+  return out;
+}
+
+/**
+ * Unpacks a BATCH plaintext into views of its messages.
+ *
+ * @param plaintext An authenticated BATCH plaintext.
+ * @returns The messages, in order (views into `plaintext`).
+ * @throws {RelayError} `protocol-error` when a length overruns the plaintext.
+ * @example
+ * ```ts
+ * import { decodeBatch, encodeBatch } from "./data_frame.ts";
+ * decodeBatch(encodeBatch([new Uint8Array([7])])); // [Uint8Array [7]]
+ * ```
+ */
+export function decodeBatch(plaintext: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let off = 0;
+  while (off < plaintext.length) {
+    if (plaintext.length - off < 4) {
+      throw new RelayError("protocol-error", "batch ends inside a length prefix");
+    }
+    const len = readU32BE(plaintext, off);
+    if (len > plaintext.length - off - 4) {
+      throw new RelayError("protocol-error", "batch message overruns the frame");
+    }
+    out.push(plaintext.subarray(off + 4, off + 4 + len));
+    off += 4 + len;
+  }
+  return out;
+}
