@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { concat } from "../src/bytes.ts";
 import { bunTransport } from "../src/transport/bun.ts";
 import { denoTransport } from "../src/transport/deno.ts";
 import { memoryTransport } from "../src/transport/memory.ts";
@@ -88,20 +89,8 @@ export async function echo(conn: Conn): Promise<void> {
 /** Reads until EOF and returns everything read, concatenated. */
 export async function readAll(conn: Conn): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  let total = 0;
-  while (true) {
-    const c = await conn.read();
-    if (c === null) break;
-    parts.push(c);
-    total += c.length;
-  }
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  for (let c = await conn.read(); c !== null; c = await conn.read()) parts.push(c);
+  return concat(parts);
 }
 
 /** Connects and accepts in parallel; returns both ends. */

@@ -6,6 +6,7 @@
  */
 
 import { RelayError } from "../errors.ts";
+import type { Addr, Conn, Listener } from "./types.ts";
 
 interface Waiter<T> {
   resolve(value: T): void;
@@ -187,6 +188,37 @@ export class AcceptQueue<C extends { close(): void }> {
     this.#items = [];
     for (const w of this.#waiters) w.resolve(null);
     this.#waiters = [];
+  }
+}
+
+/**
+ * The listener of the push-based adapters: accepted connections arrive in an
+ * {@link AcceptQueue}; `stop` releases the adapter's listening socket.
+ */
+export class QueueListener<C extends Conn> implements Listener {
+  readonly addr: Addr;
+  readonly #queue: AcceptQueue<C>;
+  readonly #stop: () => void;
+
+  constructor(addr: Addr, queue: AcceptQueue<C>, stop: () => void) {
+    this.addr = addr;
+    this.#queue = queue;
+    this.#stop = stop;
+  }
+
+  accept(): Promise<Conn | null> {
+    return this.#queue.accept();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Conn> {
+    return iterateAccept(() => this.accept());
+  }
+
+  close(): Promise<void> {
+    this.#queue.close();
+    this.#stop();
+    // Let the runtime release the listening socket before callers re-bind its address.
+    return new Promise((resolve) => setTimeout(resolve, 0));
   }
 }
 

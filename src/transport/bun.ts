@@ -15,7 +15,7 @@ import {
   AcceptQueue,
   closedError,
   formatAddr,
-  iterateAccept,
+  QueueListener,
   ReadQueue,
   socketError,
   WriteGate,
@@ -245,32 +245,6 @@ function bunAddr(addr: Addr): BunAddrOptions {
   return addr.kind === "unix" ? { unix: addr.path } : { hostname: addr.hostname, port: addr.port };
 }
 
-class BunListener implements Listener {
-  readonly addr: Addr;
-  readonly #server: BunServer;
-  readonly #queue: AcceptQueue<BunConn>;
-
-  constructor(server: BunServer, addr: Addr, queue: AcceptQueue<BunConn>) {
-    this.#server = server;
-    this.addr = addr;
-    this.#queue = queue;
-  }
-
-  accept(): Promise<Conn | null> {
-    return this.#queue.accept();
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Conn> {
-    return iterateAccept(() => this.accept());
-  }
-
-  close(): Promise<void> {
-    this.#queue.close();
-    this.#server.stop(false);
-    return Promise.resolve();
-  }
-}
-
 /**
  * Creates the Bun-native transport.
  *
@@ -301,7 +275,7 @@ export function bunTransport(): Transport {
           hostname: server.hostname ?? addr.hostname,
           port: server.port ?? addr.port,
         };
-        return Promise.resolve(new BunListener(server, bound, queue));
+        return Promise.resolve(new QueueListener(bound, queue, () => server.stop(false)));
       } catch (e) {
         if (e instanceof RelayError) return Promise.reject(e);
         return Promise.reject(socketError(e, `listen on ${formatAddr(addr)}`));

@@ -13,7 +13,7 @@ import {
   AcceptQueue,
   closedError,
   formatAddr,
-  iterateAccept,
+  QueueListener,
   ReadQueue,
   WriteGate,
 } from "./_queues.ts";
@@ -117,32 +117,6 @@ interface MemoryEndpoint {
   highWater: number;
 }
 
-class MemoryListener implements Listener {
-  readonly addr: Addr;
-  readonly #queue: AcceptQueue<MemoryConn>;
-  readonly #unregister: () => void;
-
-  constructor(addr: Addr, queue: AcceptQueue<MemoryConn>, unregister: () => void) {
-    this.addr = addr;
-    this.#queue = queue;
-    this.#unregister = unregister;
-  }
-
-  accept(): Promise<Conn | null> {
-    return this.#queue.accept();
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Conn> {
-    return iterateAccept(() => this.accept());
-  }
-
-  close(): Promise<void> {
-    this.#unregister();
-    this.#queue.close();
-    return Promise.resolve();
-  }
-}
-
 /**
  * Creates an in-process transport. Listeners are only visible to connections made through
  * the same transport object.
@@ -179,7 +153,7 @@ export function memoryTransport(): Transport {
       }
       const queue = new AcceptQueue<MemoryConn>();
       endpoints.set(key, { queue, highWater: options?.highWaterMark ?? DEFAULT_HIGH_WATER });
-      return Promise.resolve(new MemoryListener(bound, queue, () => endpoints.delete(key)));
+      return Promise.resolve(new QueueListener(bound, queue, () => endpoints.delete(key)));
     },
     connect(addr: Addr, options?: ConnOptions): Promise<Conn> {
       const key = formatAddr(addr);

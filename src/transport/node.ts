@@ -15,7 +15,7 @@ import {
   AcceptQueue,
   closedError,
   formatAddr,
-  iterateAccept,
+  QueueListener,
   ReadQueue,
   socketError,
   WriteGate,
@@ -119,36 +119,6 @@ function wrap(socket: net.Socket, unixPath: string | undefined, highWater: numbe
   );
 }
 
-class NodeListener implements Listener {
-  readonly addr: Addr;
-  readonly #server: net.Server;
-  readonly #queue: AcceptQueue<NodeConn>;
-
-  constructor(server: net.Server, addr: Addr, queue: AcceptQueue<NodeConn>) {
-    this.#server = server;
-    this.addr = addr;
-    this.#queue = queue;
-  }
-
-  accept(): Promise<Conn | null> {
-    return this.#queue.accept();
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Conn> {
-    return iterateAccept(() => this.accept());
-  }
-
-  close(): Promise<void> {
-    this.#queue.close();
-    // server.close()'s callback waits for every accepted connection to end; accepted
-    // connections are the caller's, so only wait for the listening socket to stop.
-    return new Promise((resolve) => {
-      this.#server.close();
-      setTimeout(resolve, 0);
-    });
-  }
-}
-
 /**
  * Creates the `node:net` transport.
  *
@@ -181,7 +151,9 @@ export function nodeTransport(): Transport {
       const boundAddr: Addr = typeof bound === "object" && bound !== null
         ? tcpAddr(bound.address, bound.port)
         : addr;
-      return new NodeListener(server, boundAddr, queue);
+      // server.close()'s callback waits for every accepted connection to end; accepted
+      // connections are the caller's, so the listener only stops the listening socket.
+      return new QueueListener(boundAddr, queue, () => server.close());
     },
     connect(addr: Addr, options?: ConnOptions): Promise<Conn> {
       const hwm = options?.highWaterMark ?? DEFAULT_HIGH_WATER;
