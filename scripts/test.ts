@@ -1,5 +1,6 @@
 /**
- * The one test command (`npm test`, `deno task test`): static checks (fmt, lint, type check),
+ * The one test command (`npm test`, `deno task test`): static checks (fmt, lint, type check,
+ * doc lint, runnable doc examples),
  * builds the npm package, then runs the
  * whole suite on Deno (`deno test`), Bun (`bun test`) and Node (`node --test` against the
  * built npm output), one runtime after the other. Prints each runtime's counts, a summary
@@ -82,11 +83,19 @@ async function main(): Promise<number> {
   const wanted = process.argv.slice(2).filter((a) => a in RUNNERS);
   const runtimes = wanted.length > 0 ? wanted : Object.keys(RUNNERS);
 
-  console.log("\n=== static checks: deno fmt --check, deno lint, deno check ===");
-  for (const cmd of [["fmt", "--check"], ["lint"], ["check", "mod.ts", "src/", "scripts/"]]) {
+  console.log("\n=== static checks: fmt, lint, type check, doc lint, doc examples (deno) ===");
+  const entries = ["mod.ts", "src/deno.ts", "src/bun.ts", "src/node.ts"];
+  const checks = [
+    ["fmt", "--check"],
+    ["lint"],
+    ["check", "mod.ts", "src/", "scripts/"],
+    ["doc", "--lint", ...entries],
+    ["test", "--doc", "-A", "--no-prompt", "mod.ts", "src/"],
+  ];
+  for (const cmd of checks) {
     const r = await run([bin("deno"), ...cmd]);
     if (r.code !== 0) {
-      console.log(`deno ${cmd.join(" ")} failed: run \`deno ${cmd[0]}\` locally`);
+      console.log(`deno ${cmd.join(" ")} failed`);
       console.log("0 passed, 1 failed");
       return 1;
     }

@@ -47,6 +47,8 @@ export class RelayError extends Error {
   readonly code: ErrorCode;
 
   /**
+   * Creates the error.
+   *
    * @param code The machine-readable reason.
    * @param message A sentence for humans; never contains key material.
    * @param options `cause`: the underlying error, if any.
