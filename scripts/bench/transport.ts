@@ -24,9 +24,9 @@ const flag = (name: string, fallback: number) => {
 const reps = flag("--reps", quick ? 1 : 3);
 const mib = flag("--mib", quick ? 256 : 1024);
 const total = mib * 1024 * 1024;
-const runtimes = ["deno", "bun", "node"].filter((r) =>
-  args.length === 0 || args.includes(r) || !args.some((a) => ["deno", "bun", "node"].includes(a))
-);
+const RUNTIMES = ["deno", "bun", "node"];
+const named = args.filter((a) => RUNTIMES.includes(a));
+const runtimes = named.length > 0 ? named : RUNTIMES;
 
 function command(runtime: string): string[] {
   if (runtime === "deno") {
