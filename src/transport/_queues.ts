@@ -280,8 +280,6 @@ function describe(e: unknown): string {
  * @param addr The address.
  * @returns `host:port` or the socket path.
  */
-export function formatAddr(
-  addr: { kind: string; hostname?: string; port?: number; path?: string },
-): string {
+export function formatAddr(addr: Addr): string {
   return addr.kind === "tcp" ? `${addr.hostname}:${addr.port}` : `unix:${addr.path}`;
 }

@@ -251,11 +251,10 @@ class DenoListenerAdapter implements Listener {
       try {
         conn = await this.#listener.accept();
       } catch (e) {
-        if (this.#closed) return null;
+        if (this.#closed || isBadResource(e)) return null;
         // A failed accept (EMFILE, a connection reset before accept) affects that one
         // connection only; wait a moment so fd exhaustion does not spin.
         await new Promise((r) => setTimeout(r, 10));
-        if (isBadResource(e)) return null;
         continue;
       }
       const local = this.addr.kind === "unix" ? this.addr : toAddr(conn.localAddr);
