@@ -50,3 +50,20 @@ export {
   writeU32BE,
   writeU64BE,
 } from "./src/bytes.ts";
+
+export { RelayServer } from "./src/server/relay.ts";
+export type { RelayStats } from "./src/server/relay.ts";
+export { DEFAULT_LIMITS, DEFAULT_PORT } from "./src/server/options.ts";
+export type { RelayLimits, RelayOptions } from "./src/server/options.ts";
+export type { LogLevel, LogSink } from "./src/server/log.ts";
+export { RelayConnection } from "./src/client/connection.ts";
+export type { ConnectOptions } from "./src/client/connection.ts";
+export { Producer } from "./src/client/producer.ts";
+export type { ProducerEvents, ProducerOptions } from "./src/client/producer.ts";
+export { Consumer } from "./src/client/consumer.ts";
+export type { ConsumerEvents, ConsumerOptions, StreamInfo } from "./src/client/consumer.ts";
+export { bytesCodec, jsonCodec, textCodec } from "./src/client/codec.ts";
+export type { Codec } from "./src/client/codec.ts";
+export { Session } from "./src/protocol/session.ts";
+export type { PolicyName } from "./src/protocol/control.ts";
+export { parseAddr } from "./src/transport/addr.ts";

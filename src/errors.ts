@@ -21,8 +21,26 @@ export const ErrorCode = {
   ProtocolError: "protocol-error",
   /** A frame's length prefix exceeds the negotiated limit (checked before allocating). */
   FrameTooLarge: "frame-too-large",
-  /** The running runtime lacks a capability the chosen adapter needs. */
+  /** The running runtime lacks a capability the chosen adapter needs, or the peer speaks
+   * a protocol version this one does not. */
   Unsupported: "unsupported",
+  /** The session already has a producer (one producer per session). */
+  ProducerExists: "producer-exists",
+  /** A relay limit was reached (connections, sessions per connection, message size). */
+  LimitExceeded: "limit-exceeded",
+  /** A deadline passed (handshake, wait for producer, heartbeat). */
+  Timeout: "timeout",
+  /** The relay disconnected this consumer because it fell behind the ring buffer. */
+  SlowConsumer: "slow-consumer",
+  /** A data frame failed authentication, or arrived out of order, replayed or cut short:
+   * someone between producer and consumer (the relay, the network) altered the stream. */
+  Tampered: "tampered",
+  /** The relay's static key differs from the pinned one. */
+  RelayKeyMismatch: "relay-key-mismatch",
+  /** The producer vanished without END and did not come back within the grace period. */
+  ProducerLeft: "producer-left",
+  /** The relay is shutting down (a reason to reconnect elsewhere, not a failure). */
+  GoingAway: "going-away",
 } as const;
 
 /** The union of the values of {@link ErrorCode}. */

@@ -98,7 +98,7 @@ export function writeFrameHeader(
  * ```
  */
 export class FrameDecoder {
-  readonly #maxBody: number;
+  #maxBody: number;
   readonly #head = new Uint8Array(FRAME_HEADER);
   #headLen = 0;
   #partial: Uint8Array | undefined;
@@ -110,6 +110,16 @@ export class FrameDecoder {
    */
   constructor(maxBody: number) {
     this.#maxBody = aint(maxBody, 0, 0xffffffff, "maxBody");
+  }
+
+  /** The largest body length accepted from now on. */
+  get maxBody(): number {
+    return this.#maxBody;
+  }
+
+  /** Raises or lowers the limit (e.g. once a peer has authenticated). */
+  set maxBody(n: number) {
+    this.#maxBody = aint(n, 0, 0xffffffff, "maxBody");
   }
 
   /** Bytes buffered towards an incomplete frame (bounded by the limit). */

@@ -14,6 +14,7 @@
 
 import { abytes, concat, crc32, fromBase64Url, toBase64Url, writeU32BE } from "../bytes.ts";
 import type { CryptoProvider, Signer } from "../crypto/types.ts";
+import { secureRandom } from "../crypto/_checks.ts";
 
 /** Session id length (bytes). */
 export const SESSION_ID_LENGTH = 64;
@@ -68,14 +69,13 @@ export class Session {
 
   /**
    * A fresh random session.
-   * @param crypto Source of randomness.
+   * @param crypto Source of randomness. Default: the platform CSPRNG
+   *   (`crypto.getRandomValues`).
    * @returns The session.
    */
-  static generate(crypto: CryptoProvider): Session {
-    return new Session(
-      crypto.randomBytes(SESSION_ID_LENGTH),
-      crypto.randomBytes(SESSION_KEY_LENGTH),
-    );
+  static generate(crypto?: CryptoProvider): Session {
+    const random = crypto === undefined ? secureRandom : (n: number) => crypto.randomBytes(n);
+    return new Session(random(SESSION_ID_LENGTH), random(SESSION_KEY_LENGTH));
   }
 
   /**

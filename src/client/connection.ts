@@ -1,0 +1,603 @@
+/**
+ * @module
+ * `RelayConnection`: one client connection to a relay (docs/PROTOCOL.md §3, §6). It runs the
+ * Noise NX handshake as initiator (checking a pinned relay key before anything else is sent),
+ * then carries any number of producers and consumers of different sessions: it joins them
+ * with key proofs, routes incoming data frames by stream tag, answers pings and watches the
+ * relay's liveness. `Producer.connect` and `Consumer.connect` open one of these each.
+ */
+
+import { abytes, equals, fromHex, toHex } from "../bytes.ts";
+import { nativeCrypto } from "../crypto/native.ts";
+import type { CryptoProvider } from "../crypto/types.ts";
+import { RelayError } from "../errors.ts";
+import {
+  CloseReason,
+  ControlKind,
+  type ControlMessage,
+  decodeControl,
+  decodeHello,
+  encodeControl,
+  encodeJoinOptions,
+  isConnectionTag,
+  type JoinOptions,
+  PROLOGUE,
+  PROTOCOL_VERSION,
+  type RelayHello,
+  WireError,
+} from "../protocol/control.ts";
+import { encodeFrame, type Frame, FrameDecoder, FrameType } from "../protocol/framer.ts";
+import { type Role, signJoin } from "../protocol/join.ts";
+import { type CipherState, MAX_NOISE_MESSAGE, NoiseHandshake } from "../protocol/noise.ts";
+import type { Session, SessionKeys } from "../protocol/session.ts";
+import { parseAddr } from "../transport/addr.ts";
+import { defaultTransport } from "../transport/default.ts";
+import type { Addr, Conn, Transport } from "../transport/types.ts";
+import { Consumer, type ConsumerOptions } from "./consumer.ts";
+import { Producer, type ProducerOptions } from "./producer.ts";
+
+/** Options of {@link RelayConnection.connect}. */
+export interface ConnectOptions {
+  /** Socket adapter. Default: the running runtime's native one. */
+  readonly transport?: Transport;
+  /** Crypto adapter. Default: `nativeCrypto()`. */
+  readonly crypto?: CryptoProvider;
+  /**
+   * The relay's expected static public key (32 bytes or 64 hex digits). On mismatch the
+   * connection is refused with `relay-key-mismatch` before anything else is sent.
+   */
+  readonly relayKey?: Uint8Array | string;
+  /** Deadline for connecting, the handshake and each join (ms). Default 10,000. */
+  readonly timeoutMs?: number;
+  /** Bytes of received, undelivered data held before reading pauses. Default 4 MiB. */
+  readonly maxBuffered?: number;
+}
+
+/** What a subscription (producer or consumer) receives from its connection. */
+export interface Subscriber {
+  /** A control message addressed to this subscription's tag. */
+  onControl(m: ControlMessage): Promise<void> | void;
+  /** A data frame with this subscription's tag (consumers only). */
+  onData?(frame: Frame): void;
+  /** The connection failed or closed; the subscription is over. */
+  onClose(error: RelayError): void;
+}
+
+const EMPTY = new Uint8Array(0);
+
+function keyOf(tag: Uint8Array, role: number): string {
+  return toHex(tag) + role;
+}
+
+/**
+ * A connection to a relay that can carry several producers and consumers.
+ *
+ * @example
+ * ```ts
+ * import { RelayConnection } from "./connection.ts";
+ * import { RelayServer } from "../server/relay.ts";
+ * import { Session } from "../protocol/session.ts";
+ * import { memoryTransport } from "../transport/memory.ts";
+ * import { nobleCrypto } from "../crypto/noble.ts";
+ * const transport = memoryTransport();
+ * const relay = await RelayServer.listen({ transport, port: 0 });
+ * const conn = await RelayConnection.connect(relay.addr, { transport, relayKey: relay.publicKey });
+ * const session = Session.generate(nobleCrypto);
+ * const consumer = await conn.consumer(session);
+ * const producer = await conn.producer(session);
+ * await producer.broadcast(new TextEncoder().encode("hi"));
+ * console.log(await consumer.recv());
+ * await conn.close();
+ * await relay.close();
+ * ```
+ */
+export class RelayConnection {
+  /** The relay's static public key, as proven in the handshake. */
+  readonly relayKey: Uint8Array;
+  /** The relay's announced version and limits. */
+  readonly hello: RelayHello;
+  /** The crypto adapter in use. */
+  readonly crypto: CryptoProvider;
+  /** Resolves when the connection is over, with the reason (`undefined` after `close()`). */
+  readonly closed: Promise<RelayError | undefined>;
+  readonly #conn: Conn;
+  readonly #send: CipherState;
+  readonly #recv: CipherState;
+  readonly #hash: Uint8Array;
+  readonly #timeoutMs: number;
+  readonly #maxBuffered: number;
+  readonly #decoder: FrameDecoder;
+  readonly #subs = new Map<string, Subscriber>();
+  readonly #dataSubs = new Map<string, Subscriber>();
+  readonly #pending = new Map<
+    string,
+    { resolve: () => void; reject: (e: RelayError) => void }
+  >();
+  #tail: Promise<void> = Promise.resolve();
+  #failure: RelayError | undefined;
+  #resolveClosed!: (e: RelayError | undefined) => void;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #lastRecv = Date.now();
+  #buffered = 0;
+  #spaceWaiter: (() => void) | undefined;
+  #pingNonce = 0n;
+  #readDone: Promise<void> = Promise.resolve();
+  #closingLocally = false;
+
+  private constructor(
+    conn: Conn,
+    hs: { send: CipherState; recv: CipherState; hash: Uint8Array; relayKey: Uint8Array },
+    hello: RelayHello,
+    crypto: CryptoProvider,
+    options: ConnectOptions,
+    pending: Frame[],
+  ) {
+    this.#conn = conn;
+    this.#send = hs.send;
+    this.#recv = hs.recv;
+    this.#hash = hs.hash;
+    this.relayKey = hs.relayKey;
+    this.hello = hello;
+    this.crypto = crypto;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#maxBuffered = options.maxBuffered ?? 4 * 1024 * 1024;
+    this.#decoder = new FrameDecoder(Math.max(hello.maxFrame + 64, MAX_NOISE_MESSAGE));
+    this.closed = new Promise((r) => (this.#resolveClosed = r));
+    this.#heartbeat = setInterval(() => this.#beat(), hello.heartbeatMs);
+    this.#readDone = this.#readLoop(pending);
+  }
+
+  /**
+   * Connects and completes the handshake.
+   * @param addr Relay address (`Addr`, `"host:port"` or `"unix:/path"`).
+   * @param options Transport, crypto, relay key pin, timeouts.
+   * @returns The open connection.
+   * @throws {RelayError} `connect-failed`, `relay-key-mismatch`, `auth-failed`, `timeout`,
+   *   `limit-exceeded` (relay full), `unsupported` (version).
+   */
+  static async connect(
+    addr: Addr | string,
+    options: ConnectOptions = {},
+  ): Promise<RelayConnection> {
+    const crypto = options.crypto ?? nativeCrypto();
+    const transport = options.transport ?? defaultTransport();
+    const pin = options.relayKey === undefined ? undefined : relayKeyBytes(options.relayKey);
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const target = parseAddr(addr);
+    let conn: Conn | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        conn?.close();
+        reject(new RelayError("timeout", `no handshake with the relay within ${timeoutMs} ms`));
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([
+        deadline,
+        (async () => {
+          conn = await transport.connect(target);
+          conn.setNoDelay(true);
+          const noise = new NoiseHandshake(crypto, {
+            pattern: "NX",
+            initiator: true,
+            prologue: PROLOGUE,
+          });
+          const m1 = await noise.writeMessage(new Uint8Array([PROTOCOL_VERSION]));
+          await conn.write(encodeFrame(FrameType.Handshake, m1));
+          const decoder = new FrameDecoder(MAX_NOISE_MESSAGE);
+          const frames: Frame[] = [];
+          while (frames.length === 0) {
+            const chunk = await conn.read();
+            if (chunk === null) {
+              throw new RelayError(
+                "connection-lost",
+                "the relay closed the connection during the handshake",
+              );
+            }
+            frames.push(...decoder.push(chunk));
+          }
+          const first = frames.shift()!;
+          if (first.type !== FrameType.Handshake) {
+            throw new RelayError("protocol-error", "expected the relay's handshake message");
+          }
+          const payload = await noise.readMessage(first.body);
+          const { send, recv, handshakeHash, remoteStaticKey } = await noise.result();
+          if (pin !== undefined && !equals(pin, remoteStaticKey!)) {
+            throw new RelayError(
+              "relay-key-mismatch",
+              `relay key ${toHex(remoteStaticKey!)} is not the pinned ${toHex(pin)}`,
+            );
+          }
+          const hello = decodeHello(payload);
+          if (hello.status !== 0) {
+            const code = WireError[hello.status] ?? "protocol-error";
+            throw new RelayError(code, `relay refused the connection: ${hello.message}`);
+          }
+          if (hello.version !== PROTOCOL_VERSION) {
+            throw new RelayError("unsupported", `relay speaks version ${hello.version}`);
+          }
+          return new RelayConnection(
+            conn,
+            {
+              send,
+              recv,
+              hash: handshakeHash,
+              relayKey: remoteStaticKey!,
+            },
+            hello,
+            crypto,
+            options,
+            frames,
+          );
+        })(),
+      ]);
+    } catch (e) {
+      conn?.close();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Joins a session as producer on this connection (see {@link Producer}).
+   * @param session The session.
+   * @param options Producer options.
+   * @returns The producer; closing it leaves the session but keeps the connection.
+   */
+  producer<T = Uint8Array>(
+    session: Session,
+    options: ProducerOptions<T> = {},
+  ): Promise<Producer<T>> {
+    return Producer.open(this, session, options, false);
+  }
+
+  /**
+   * Joins a session as consumer on this connection (see {@link Consumer}).
+   * @param session The session.
+   * @param options Consumer options.
+   * @returns The consumer; closing it leaves the session but keeps the connection.
+   */
+  consumer<T = Uint8Array>(
+    session: Session,
+    options: ConsumerOptions<T> = {},
+  ): Promise<Consumer<T>> {
+    return Consumer.open(this, session, options, false);
+  }
+
+  /** The failure that ended the connection, if any. */
+  get error(): RelayError | undefined {
+    return this.#failure;
+  }
+
+  /**
+   * Joins a session (used by producers and consumers).
+   * @returns Once the relay answered JOINED.
+   * @throws {RelayError} the relay's refusal (`auth-failed`, `producer-exists`, …).
+   */
+  async join(
+    keys: SessionKeys,
+    role: Role,
+    options: JoinOptions,
+    subscriber: Subscriber,
+  ): Promise<void> {
+    this.#check();
+    const key = keyOf(keys.streamTag, role);
+    if (this.#subs.has(key) || this.#pending.has(key)) {
+      throw new RelayError(
+        "protocol-error",
+        "this connection already joined that session in that role",
+      );
+    }
+    const optionBytes = encodeJoinOptions(options);
+    const proof = await signJoin(keys.signer, {
+      handshakeHash: this.#hash,
+      role,
+      options: optionBytes,
+    });
+    const answered = new Promise<void>((resolve, reject) => {
+      this.#pending.set(key, { resolve, reject });
+    });
+    // Registered before JOIN goes out: frames may follow JOINED immediately.
+    this.#subs.set(key, subscriber);
+    if (role === 2) this.#dataSubs.set(toHex(keys.streamTag), subscriber);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await this.sendControl({
+        kind: ControlKind.Join,
+        role,
+        routeId: keys.routeId,
+        options: optionBytes,
+        proof,
+      });
+      await Promise.race([
+        answered,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(new RelayError("timeout", `no answer to join within ${this.#timeoutMs} ms`)),
+            this.#timeoutMs,
+          );
+        }),
+      ]);
+    } catch (e) {
+      this.#pending.delete(key);
+      this.#forget(keys.streamTag, role);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Leaves a joined session (best effort; the subscription is forgotten at once).
+   */
+  leave(tag: Uint8Array, role: Role): Promise<void> {
+    this.#forget(tag, role);
+    if (this.#failure !== undefined) return Promise.resolve();
+    return this.sendControl({ kind: ControlKind.Leave, tag, role }).catch(() => {});
+  }
+
+  #forget(tag: Uint8Array, role: Role): void {
+    const key = keyOf(tag, role);
+    const sub = this.#subs.get(key);
+    this.#subs.delete(key);
+    if (role === 2 && this.#dataSubs.get(toHex(tag)) === sub) this.#dataSubs.delete(toHex(tag));
+  }
+
+  /** Number of joined subscriptions. */
+  get subscriptions(): number {
+    return this.#subs.size;
+  }
+
+  /**
+   * Seals and sends a control message, in order with every other write.
+   * @returns When written (resolves under backpressure like `write`).
+   */
+  sendControl(m: ControlMessage): Promise<void> {
+    this.#check();
+    // The nonce is taken now, synchronously, so seal order = call order = write order.
+    const sealed = this.#send.encryptWithAd(EMPTY, encodeControl(m));
+    return this.#enqueue(async () => {
+      await this.#conn.write(encodeFrame(FrameType.Control, await sealed));
+    });
+  }
+
+  /**
+   * Writes already-framed bytes (sealed data frames), in order with control messages.
+   * @returns When the transport accepted them (backpressure).
+   */
+  write(frame: Uint8Array): Promise<void> {
+    this.#check();
+    return this.#enqueue(() => this.#conn.write(frame));
+  }
+
+  #enqueue(task: () => Promise<void>): Promise<void> {
+    const p = this.#tail.then(task);
+    this.#tail = p.catch(() => {});
+    return p.catch((e) => {
+      const err = e instanceof RelayError ? e : new RelayError("connection-lost", String(e));
+      this.#fail(err);
+      throw this.#failure ?? err;
+    });
+  }
+
+  /** Reports consumed buffered bytes (consumers call this as they deliver). */
+  release(bytes: number): void {
+    this.#buffered -= bytes;
+    if (this.#buffered <= this.#maxBuffered && this.#spaceWaiter !== undefined) {
+      const w = this.#spaceWaiter;
+      this.#spaceWaiter = undefined;
+      w();
+    }
+  }
+
+  /**
+   * Closes the connection: says CLOSE, flushes, half-closes, waits briefly for the relay
+   * to close its side. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.#failure !== undefined) {
+      await this.closed;
+      return;
+    }
+    this.#closingLocally = true;
+    try {
+      await this.sendControl({ kind: ControlKind.Close, reason: CloseReason.Normal, message: "" });
+      await this.#tail;
+      await this.#conn.closeWrite();
+      // The relay answers CLOSE by closing its side; give it a moment to do so cleanly.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([this.#readDone, new Promise((r) => (timer = setTimeout(r, 500)))]);
+      clearTimeout(timer);
+    } catch {
+      // Already broken: closing anyway.
+    }
+    this.#fail(new RelayError("closed", "connection closed"), true);
+    await this.closed;
+  }
+
+  /**
+   * Drops the connection at once, without CLOSE (what a crash looks like to the relay:
+   * producers get the grace period, not a clean end). Idempotent.
+   */
+  abort(): void {
+    this.#fail(new RelayError("closed", "connection aborted"), true);
+  }
+
+  #check(): void {
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  #fail(error: RelayError, local = false): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = error;
+    clearInterval(this.#heartbeat);
+    for (const p of this.#pending.values()) p.reject(error);
+    this.#pending.clear();
+    for (const sub of this.#subs.values()) sub.onClose(error);
+    this.#subs.clear();
+    this.#dataSubs.clear();
+    this.#spaceWaiter?.();
+    this.#conn.close();
+    this.#conn.closed.then(() => this.#resolveClosed(local ? undefined : error));
+  }
+
+  #beat(): void {
+    const silent = Date.now() - this.#lastRecv;
+    if (silent > 2 * this.hello.heartbeatMs && this.#spaceWaiter === undefined) {
+      this.#fail(new RelayError("timeout", `relay silent for ${Math.round(silent / 1000)} s`));
+      return;
+    }
+    this.sendControl({ kind: ControlKind.Ping, nonce: this.#pingNonce++ }).catch(() => {});
+  }
+
+  async #readLoop(pending: Frame[]): Promise<void> {
+    try {
+      for (const f of pending) await this.#onFrame(f);
+      while (this.#failure === undefined) {
+        const chunk = await this.#conn.read();
+        if (chunk === null) {
+          if (this.#closingLocally) return;
+          throw new RelayError("connection-lost", "the relay closed the connection");
+        }
+        this.#lastRecv = Date.now();
+        for (const frame of this.#decoder.push(chunk)) {
+          if (this.#failure !== undefined) return;
+          await this.#onFrame(frame);
+        }
+        if (this.#buffered > this.#maxBuffered && this.#failure === undefined) {
+          await new Promise<void>((r) => (this.#spaceWaiter = r));
+          this.#lastRecv = Date.now();
+        }
+      }
+    } catch (e) {
+      this.#fail(e instanceof RelayError ? e : new RelayError("protocol-error", String(e)));
+    }
+  }
+
+  async #onFrame(frame: Frame): Promise<void> {
+    if (frame.type === FrameType.Data) {
+      if (frame.body.length < 9) throw new RelayError("protocol-error", "short data frame");
+      const sub = this.#dataSubs.get(toHex(frame.body.subarray(1, 9)));
+      // Frames for a session just left may still be in flight: ignore them.
+      if (sub?.onData !== undefined) {
+        this.#buffered += frame.bytes.length;
+        sub.onData(frame);
+      }
+      return;
+    }
+    if (frame.type !== FrameType.Control) {
+      throw new RelayError("protocol-error", `unexpected frame type ${frame.type}`);
+    }
+    let plain: Uint8Array;
+    try {
+      plain = await this.#recv.decryptWithAd(EMPTY, frame.body);
+    } catch {
+      throw new RelayError("auth-failed", "authentication failed");
+    }
+    const m = decodeControl(plain);
+    switch (m.kind) {
+      case ControlKind.Ping:
+        this.sendControl({ kind: ControlKind.Pong, nonce: m.nonce }).catch(() => {});
+        return;
+      case ControlKind.Pong:
+        return;
+      case ControlKind.Close:
+        if (this.#closingLocally) return;
+        throw m.reason === CloseReason.GoingAway
+          ? new RelayError("going-away", `relay going away${m.message ? `: ${m.message}` : ""}`)
+          : new RelayError(
+            "connection-lost",
+            `relay closed the connection${m.message ? `: ${m.message}` : ""}`,
+          );
+      case ControlKind.Joined: {
+        const key = keyOf(m.tag, m.role);
+        const p = this.#pending.get(key);
+        if (p === undefined) throw new RelayError("protocol-error", "unexpected JOINED");
+        this.#pending.delete(key);
+        p.resolve();
+        return;
+      }
+      case ControlKind.Error: {
+        const error = new RelayError(m.code, m.message);
+        if (isConnectionTag(m.tag)) throw error;
+        const key = keyOf(m.tag, m.role);
+        const p = this.#pending.get(key);
+        if (p !== undefined) {
+          this.#pending.delete(key);
+          this.#forget(m.tag, m.role as Role);
+          p.reject(error);
+          return;
+        }
+        const sub = this.#subs.get(key);
+        if (sub !== undefined) {
+          this.#forget(m.tag, m.role as Role);
+          sub.onClose(error);
+        }
+        return;
+      }
+      case ControlKind.Ack: {
+        await this.#subs.get(keyOf(m.tag, 1))?.onControl(m);
+        return;
+      }
+      case ControlKind.StreamStart:
+      case ControlKind.Lagged:
+      case ControlKind.ProducerLeft: {
+        await this.#subs.get(keyOf(m.tag, 2))?.onControl(m);
+        return;
+      }
+      default:
+        throw new RelayError(
+          "protocol-error",
+          `control message ${m.kind} not expected from the relay`,
+        );
+    }
+  }
+}
+
+/**
+ * Opens a connection for one producer or consumer, closing it again if joining fails.
+ * @param addr Relay address.
+ * @param options Connection options.
+ * @param open Joins on the new connection.
+ * @returns What `open` returns.
+ */
+export async function withOwnConnection<R>(
+  addr: Addr | string,
+  options: ConnectOptions,
+  open: (conn: RelayConnection) => Promise<R>,
+): Promise<R> {
+  const conn = await RelayConnection.connect(addr, options);
+  try {
+    return await open(conn);
+  } catch (e) {
+    await conn.close();
+    throw e;
+  }
+}
+
+/**
+ * Normalizes a pinned relay key.
+ * @param k 32 bytes or 64 hex digits.
+ * @returns 32 bytes.
+ * @throws {TypeError} otherwise.
+ * @example
+ * ```ts
+ * import { relayKeyBytes } from "./connection.ts";
+ * relayKeyBytes("00".repeat(32)).length; // 32
+ * ```
+ */
+export function relayKeyBytes(k: Uint8Array | string): Uint8Array {
+  if (typeof k === "string") {
+    let b: Uint8Array;
+    try {
+      b = fromHex(k.trim());
+    } catch {
+      throw new TypeError(`"relayKey" must be 64 hex digits`);
+    }
+    return abytes(b, 32, "relayKey");
+  }
+  return abytes(k, 32, "relayKey");
+}

@@ -1,0 +1,487 @@
+/**
+ * @module
+ * `Consumer`: one reader of a session (docs/PROTOCOL.md §5, §6.5). It verifies the
+ * producer's signed STREAM-START, derives the stream's data key, checks that every frame has
+ * exactly the next seq, decrypts (pipelined: several frames may be in flight while the
+ * application reads) and delivers messages in order. Anything the relay or the network did
+ * to the stream — tampering, reordering, replays, drops, truncation — becomes a typed error
+ * or event; no altered byte is ever delivered.
+ */
+
+import { equals, toHex } from "../bytes.ts";
+import type { Aead } from "../crypto/types.ts";
+import { RelayError } from "../errors.ts";
+import {
+  ControlKind,
+  type ControlMessage,
+  LeftReason,
+  type PolicyName,
+  verifyStreamStart,
+} from "../protocol/control.ts";
+import { DataFlag, decodeBatch, openData, parseDataHeader } from "../protocol/data_frame.ts";
+import type { Frame } from "../protocol/framer.ts";
+import { Role } from "../protocol/join.ts";
+import type { Session, SessionKeys } from "../protocol/session.ts";
+import type { Addr } from "../transport/types.ts";
+import type { Codec } from "./codec.ts";
+import {
+  type ConnectOptions,
+  type RelayConnection,
+  type Subscriber,
+  withOwnConnection,
+} from "./connection.ts";
+import { Emitter, type Listener } from "./_emitter.ts";
+
+/** Options of a consumer. */
+export interface ConsumerOptions<T = Uint8Array> extends ConnectOptions {
+  /** Decodes messages for {@link Consumer.recv}. Default: raw bytes. */
+  readonly codec?: Codec<T>;
+  /** Ask the relay for a stricter slow-consumer policy than its default. */
+  readonly policy?: PolicyName;
+}
+
+/** Information about a producer stream. */
+export interface StreamInfo {
+  /** The stream's 16-byte epoch. */
+  readonly epoch: Uint8Array;
+  /** When the producer started it (ms since the Unix epoch, the producer's clock). */
+  readonly startedAt: number;
+  /** Seq of the first frame this consumer receives from it. */
+  readonly firstSeq: bigint;
+}
+
+/** Events of a consumer, delivered in stream order as `recv()` passes them. */
+export interface ConsumerEvents {
+  /** A producer stream began (also when joining a stream already running). */
+  "stream-start": StreamInfo;
+  /** The relay skipped frames `[from, to)` (policy `drop`): an explicit gap. */
+  lagged: { from: bigint; to: bigint };
+  /**
+   * The producer vanished without END. `resumable: true` while the relay's grace period
+   * runs (the stream may continue); `false` when it is over (recv() then throws
+   * `producer-left` once).
+   */
+  "producer-left": { resumable: boolean };
+  /** The stream ended cleanly (END). */
+  end: StreamInfo;
+}
+
+type Item =
+  | {
+    readonly kind: "frame";
+    readonly size: number;
+    readonly flags: number;
+    readonly open: Promise<Uint8Array>;
+  }
+  | { readonly kind: "event"; readonly emit: () => void }
+  | { readonly kind: "error"; readonly error: RelayError; readonly terminal: boolean };
+
+interface Stream {
+  readonly info: StreamInfo;
+  readonly aead: Aead;
+  next: bigint;
+  ended: boolean;
+}
+
+/** How many distinct epochs a consumer remembers to reject replayed streams. */
+const EPOCH_MEMORY = 64;
+
+/**
+ * A reader of one session.
+ *
+ * @example
+ * ```ts
+ * import { Consumer } from "./consumer.ts";
+ * import { Producer } from "./producer.ts";
+ * import { RelayServer } from "../server/relay.ts";
+ * import { Session } from "../protocol/session.ts";
+ * import { memoryTransport } from "../transport/memory.ts";
+ * import { nativeCrypto } from "../crypto/native.ts";
+ * import { textCodec } from "./codec.ts";
+ * const transport = memoryTransport();
+ * const relay = await RelayServer.listen({ transport, port: 0 });
+ * const session = Session.generate(nativeCrypto());
+ * const consumer = await Consumer.connect(relay.addr, session, { transport, codec: textCodec });
+ * const producer = await Producer.connect(relay.addr, session, { transport, codec: textCodec });
+ * await producer.send("hello");
+ * console.log(await consumer.recv()); // "hello"
+ * await producer.close();
+ * await consumer.close();
+ * await relay.close();
+ * ```
+ */
+export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
+  /** The connection carrying this consumer. */
+  readonly connection: RelayConnection;
+  readonly #keys: SessionKeys;
+  readonly #session: Session;
+  readonly #owns: boolean;
+  readonly #codec: Codec<T> | undefined;
+  readonly #events = new Emitter<ConsumerEvents>();
+  readonly #queue: Item[] = [];
+  #head = 0;
+  readonly #ready: Uint8Array[] = [];
+  #readyHead = 0;
+  #stream: Stream | undefined;
+  readonly #epochs: string[] = [];
+  #arrival: (() => void) | undefined;
+  #terminal: RelayError | undefined;
+  #ended = false;
+  #closing: Promise<void> | undefined;
+
+  private constructor(
+    connection: RelayConnection,
+    session: Session,
+    keys: SessionKeys,
+    options: ConsumerOptions<T>,
+    owns: boolean,
+  ) {
+    this.connection = connection;
+    this.#session = session;
+    this.#keys = keys;
+    this.#owns = owns;
+    this.#codec = options.codec;
+  }
+
+  /**
+   * Connects to a relay on a connection of its own and joins the session. If no producer
+   * is there yet, the consumer waits (up to the relay's wait-for-producer timeout) and
+   * receives the stream from its start.
+   * @param addr Relay address.
+   * @param session The session.
+   * @param options Connection and consumer options.
+   * @returns The consumer.
+   * @throws {RelayError} `auth-failed` when the relay refuses the proof; see
+   *   {@link RelayConnection.connect} for connection errors.
+   */
+  static async connect<T = Uint8Array>(
+    addr: Addr | string,
+    session: Session,
+    options: ConsumerOptions<T> = {},
+  ): Promise<Consumer<T>> {
+    return withOwnConnection(addr, options, (conn) => Consumer.open(conn, session, options, true));
+  }
+
+  /** @internal Joins on an existing connection; use `connect` or `connection.consumer`. */
+  static async open<T>(
+    conn: RelayConnection,
+    session: Session,
+    options: ConsumerOptions<T>,
+    owns: boolean,
+  ): Promise<Consumer<T>> {
+    const keys = await session.keys(conn.crypto);
+    const consumer = new Consumer<T>(conn, session, keys, options, owns);
+    await conn.join(
+      keys,
+      Role.Consumer,
+      options.policy === undefined ? {} : { policy: options.policy },
+      consumer.#subscriber(),
+    );
+    return consumer;
+  }
+
+  /** The stream being received, if one has started. */
+  get stream(): StreamInfo | undefined {
+    return this.#stream?.info;
+  }
+
+  /**
+   * Subscribes to an event.
+   * @returns A function that unsubscribes.
+   */
+  on<K extends keyof ConsumerEvents>(event: K, listener: Listener<ConsumerEvents[K]>): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  /**
+   * The next message, in order.
+   * @returns The message (decoded with the codec, if any), or `null` once the stream
+   *   ended cleanly (END) or the consumer was closed.
+   * @throws {RelayError} `tampered` (altered, reordered, replayed or dropped frames — the
+   *   consumer stops), `producer-left` (stream cut; thrown once, later calls wait for the
+   *   next stream), `timeout` (no producer came), `slow-consumer`, `connection-lost`,
+   *   `going-away`.
+   */
+  async recv(): Promise<T | null> {
+    while (true) {
+      if (this.#readyHead < this.#ready.length) {
+        const m = this.#ready[this.#readyHead]!;
+        this.#ready[this.#readyHead++] = EMPTY;
+        if (this.#readyHead === this.#ready.length) {
+          this.#ready.length = 0;
+          this.#readyHead = 0;
+        }
+        return this.#decode(m);
+      }
+      const item = this.#shift();
+      if (item === undefined) {
+        if (this.#terminal !== undefined) {
+          if (this.#terminal.code === "closed" && this.#closing !== undefined) return null;
+          throw this.#terminal;
+        }
+        if (this.#ended) return null;
+        await new Promise<void>((r) => (this.#arrival = r));
+        continue;
+      }
+      if (item.kind === "event") {
+        item.emit();
+        continue;
+      }
+      if (item.kind === "error") {
+        if (item.terminal) this.#stop(item.error);
+        throw item.error;
+      }
+      let plaintext: Uint8Array;
+      try {
+        plaintext = await item.open;
+      } catch {
+        this.connection.release(item.size);
+        const e = tampered("a data frame failed authentication");
+        this.#stop(e);
+        throw e;
+      }
+      this.connection.release(item.size);
+      if ((item.flags & DataFlag.Batch) !== 0) {
+        let messages: Uint8Array[];
+        try {
+          messages = decodeBatch(plaintext);
+        } catch {
+          const e = tampered("a batch frame is malformed");
+          this.#stop(e);
+          throw e;
+        }
+        for (const m of messages) this.#ready.push(m);
+      } else if ((item.flags & DataFlag.End) === 0) {
+        this.#ready.push(plaintext);
+      } else if (plaintext.length !== 0) {
+        const e = tampered("an END frame without BATCH carries data");
+        this.#stop(e);
+        throw e;
+      }
+      if ((item.flags & DataFlag.End) !== 0) this.#finish();
+    }
+  }
+
+  /** Iterates messages until END; throws what {@link recv} throws. */
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    while (true) {
+      const m = await this.recv();
+      if (m === null) return;
+      yield m;
+    }
+  }
+
+  /**
+   * Leaves the session (and closes the connection if `connect` opened it). Pending
+   * `recv()` calls return `null`. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const held = this.#pendingBytes();
+      this.#stop(new RelayError("closed", "consumer is closed"));
+      this.connection.release(held);
+      if (this.#owns) await this.connection.close();
+      else await this.connection.leave(this.#keys.streamTag, Role.Consumer);
+    })();
+    return this.#closing;
+  }
+
+  #decode(m: Uint8Array): T {
+    if (this.#codec === undefined) return m as T;
+    return this.#codec.decode(m);
+  }
+
+  #shift(): Item | undefined {
+    if (this.#head >= this.#queue.length) return undefined;
+    const item = this.#queue[this.#head]!;
+    this.#queue[this.#head++] = undefined as unknown as Item;
+    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue.splice(0, this.#head);
+      this.#head = 0;
+    }
+    return item;
+  }
+
+  #push(item: Item): void {
+    this.#queue.push(item);
+    const w = this.#arrival;
+    if (w !== undefined) {
+      this.#arrival = undefined;
+      w();
+    }
+  }
+
+  #pendingBytes(): number {
+    let n = 0;
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const it = this.#queue[i]!;
+      if (it.kind === "frame") n += it.size;
+    }
+    return n;
+  }
+
+  /** Terminal: nothing more is delivered. */
+  #stop(error: RelayError): void {
+    if (this.#terminal !== undefined) return;
+    this.#terminal = error;
+    this.connection.release(this.#pendingBytes());
+    this.#queue.length = 0;
+    this.#head = 0;
+    this.#ready.length = 0;
+    this.#readyHead = 0;
+    const w = this.#arrival;
+    this.#arrival = undefined;
+    w?.();
+  }
+
+  /** END delivered: the consumer is done with the session. */
+  #finish(): void {
+    this.#ended = true;
+    const info = this.#stream!.info;
+    this.#events.emit("end", info);
+    if (this.#owns) this.connection.close().catch(() => {});
+    else this.connection.leave(this.#keys.streamTag, Role.Consumer).catch(() => {});
+  }
+
+  #subscriber(): Subscriber {
+    return {
+      onData: (frame) => this.#onData(frame),
+      onControl: (m) => this.#onControl(m),
+      onClose: (e) => {
+        // After END or a local close(), the connection closing is expected.
+        if (this.#terminal !== undefined) return;
+        if (this.#ended && this.#queue.length === this.#head) return;
+        this.#push({ kind: "error", error: e, terminal: true });
+      },
+    };
+  }
+
+  /** A frame for this session: check its position, start decrypting, queue it. */
+  #onData(frame: Frame): void {
+    if (this.#terminal !== undefined) {
+      this.connection.release(frame.bytes.length);
+      return;
+    }
+    const fault = (why: string) => {
+      this.connection.release(frame.bytes.length);
+      this.#push({ kind: "error", error: tampered(why), terminal: true });
+      this.#stream = undefined;
+    };
+    let header;
+    try {
+      header = parseDataHeader(frame);
+    } catch {
+      return fault("a data frame header is malformed");
+    }
+    const s = this.#stream;
+    if (s === undefined) return fault("a data frame arrived outside a stream");
+    if (s.ended) return fault("a data frame arrived after END");
+    if (header.seq !== s.next) {
+      return fault(
+        `data frame seq ${header.seq} where ${s.next} was due (dropped, reordered or replayed)`,
+      );
+    }
+    s.next++;
+    if ((header.flags & DataFlag.End) !== 0) s.ended = true;
+    const open = openData(s.aead, frame).then((r) => r.plaintext);
+    open.catch(() => {}); // surfaced by recv()
+    this.#push({ kind: "frame", size: frame.bytes.length, flags: header.flags, open });
+  }
+
+  async #onControl(m: ControlMessage): Promise<void> {
+    if (this.#terminal !== undefined) return;
+    switch (m.kind) {
+      case ControlKind.StreamStart:
+        return await this.#onStreamStart(m);
+      case ControlKind.Lagged: {
+        const s = this.#stream;
+        if (s === undefined || m.from !== s.next) {
+          this.#push({
+            kind: "error",
+            error: tampered("a LAGGED notice does not match the stream"),
+            terminal: true,
+          });
+          return;
+        }
+        s.next = m.to;
+        const gap = { from: m.from, to: m.to };
+        this.#push({ kind: "event", emit: () => this.#events.emit("lagged", gap) });
+        return;
+      }
+      case ControlKind.ProducerLeft: {
+        const s = this.#stream;
+        if (s === undefined || s.ended) return;
+        if (m.reason === LeftReason.Lost) {
+          this.#push({
+            kind: "event",
+            emit: () => this.#events.emit("producer-left", { resumable: true }),
+          });
+          return;
+        }
+        this.#stream = undefined;
+        this.#push({
+          kind: "event",
+          emit: () => this.#events.emit("producer-left", { resumable: false }),
+        });
+        this.#push({
+          kind: "error",
+          error: new RelayError("producer-left", "the producer left without ending the stream"),
+          terminal: false,
+        });
+        return;
+      }
+    }
+  }
+
+  async #onStreamStart(
+    m: Extract<ControlMessage, { kind: typeof ControlKind.StreamStart }>,
+  ): Promise<void> {
+    const crypto = this.connection.crypto;
+    if (!await verifyStreamStart(crypto, this.#keys.routeId, m)) {
+      this.#push({
+        kind: "error",
+        error: tampered("a stream start is not signed by the producer"),
+        terminal: true,
+      });
+      return;
+    }
+    const prev = this.#stream;
+    if (prev !== undefined && equals(prev.info.epoch, m.epoch)) {
+      this.#push({ kind: "error", error: tampered("a stream start was repeated"), terminal: true });
+      return;
+    }
+    const epochHex = toHex(m.epoch);
+    if (this.#epochs.includes(epochHex)) {
+      this.#push({
+        kind: "error",
+        error: tampered("an earlier stream was replayed"),
+        terminal: true,
+      });
+      return;
+    }
+    this.#epochs.push(epochHex);
+    if (this.#epochs.length > EPOCH_MEMORY) this.#epochs.shift();
+    if (prev !== undefined && !prev.ended) {
+      // A new stream while the old one had no END and no PRODUCER-LEFT: it was cut.
+      this.#push({
+        kind: "error",
+        error: new RelayError("producer-left", "the producer left without ending the stream"),
+        terminal: false,
+      });
+    }
+    const aead = await crypto.aesGcm(this.#session.dataKey(crypto, m.epoch));
+    const info: StreamInfo = {
+      epoch: m.epoch.slice(),
+      startedAt: Number(m.startedAt),
+      firstSeq: m.firstSeq,
+    };
+    this.#stream = { info, aead, next: m.firstSeq, ended: false };
+    this.#push({ kind: "event", emit: () => this.#events.emit("stream-start", info) });
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function tampered(why: string): RelayError {
+  return new RelayError("tampered", `stream tampered with: ${why}`);
+}

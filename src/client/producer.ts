@@ -1,0 +1,395 @@
+/**
+ * @module
+ * `Producer`: the one writer of a session (docs/PROTOCOL.md §5, §6.3). It announces a fresh
+ * stream (random epoch, signed STREAM-START), seals every frame end to end with the stream's
+ * data key, batches small messages into BATCH frames while the pipeline is busy (or for up to
+ * `lingerMs`), and ends the stream with END so consumers can tell a clean end from a cut.
+ */
+
+import { abytes } from "../bytes.ts";
+import type { Aead } from "../crypto/types.ts";
+import { RelayError } from "../errors.ts";
+import { ControlKind, type ControlMessage, signStreamStart } from "../protocol/control.ts";
+import { DATA_HEADER, DataFlag, encodeBatch, sealData } from "../protocol/data_frame.ts";
+import { TAG_LENGTH } from "../crypto/types.ts";
+import { Role } from "../protocol/join.ts";
+import type { Session, SessionKeys } from "../protocol/session.ts";
+import { EPOCH_LENGTH } from "../protocol/session.ts";
+import type { Addr } from "../transport/types.ts";
+import type { Codec } from "./codec.ts";
+import {
+  type ConnectOptions,
+  type RelayConnection,
+  type Subscriber,
+  withOwnConnection,
+} from "./connection.ts";
+import { Emitter, type Listener } from "./_emitter.ts";
+
+/** Options of a producer. */
+export interface ProducerOptions<T = Uint8Array> extends ConnectOptions {
+  /** Encodes values for {@link Producer.send}. */
+  readonly codec?: Codec<T>;
+  /**
+   * How long a small message may wait for others to share its frame (ms). Default 0: frames
+   * are cut as soon as the pipeline is free, so batching happens only under load.
+   */
+  readonly lingerMs?: number;
+  /** Messages smaller than this are batched. Default 8 KiB; 0 disables batching. */
+  readonly batchThreshold?: number;
+  /** Largest BATCH frame plaintext. Default 64 KiB. */
+  readonly maxBatchBytes?: number;
+  /** Bytes accepted but not yet written before `broadcast` waits. Default 1 MiB. */
+  readonly highWaterMark?: number;
+  /** How long `close()` waits for the relay to acknowledge END (ms). Default 5,000. */
+  readonly closeTimeoutMs?: number;
+}
+
+/** Events of a producer. */
+export interface ProducerEvents {
+  /** The relay holds every frame up to `seq`. */
+  ack: { seq: bigint };
+}
+
+/**
+ * The writer of one session.
+ *
+ * @example
+ * ```ts
+ * import { Producer } from "./producer.ts";
+ * import { Consumer } from "./consumer.ts";
+ * import { RelayServer } from "../server/relay.ts";
+ * import { Session } from "../protocol/session.ts";
+ * import { memoryTransport } from "../transport/memory.ts";
+ * import { nativeCrypto } from "../crypto/native.ts";
+ * const transport = memoryTransport();
+ * const relay = await RelayServer.listen({ transport, port: 0 });
+ * const session = Session.generate(nativeCrypto());
+ * const consumer = await Consumer.connect(relay.addr, session, { transport });
+ * const producer = await Producer.connect(relay.addr, session, { transport });
+ * await producer.broadcast(new Uint8Array([1, 2, 3]));
+ * await producer.close();
+ * for await (const msg of consumer) console.log(msg);
+ * await relay.close();
+ * ```
+ */
+export class Producer<T = Uint8Array> {
+  /** The connection carrying this producer. */
+  readonly connection: RelayConnection;
+  /** This stream's epoch (16 bytes). */
+  readonly epoch: Uint8Array;
+  readonly #keys: SessionKeys;
+  readonly #aead: Aead;
+  readonly #owns: boolean;
+  readonly #codec: Codec<T> | undefined;
+  readonly #linger: number;
+  readonly #threshold: number;
+  readonly #maxBatch: number;
+  readonly #highWater: number;
+  readonly #closeTimeout: number;
+  readonly #maxPlain: number;
+  readonly #events = new Emitter<ProducerEvents>();
+  #seq = 0n;
+  #acked = -1n;
+  #batch: Uint8Array[] = [];
+  #batchBytes = 0;
+  #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Sealed (or sealing) frames not yet handed to the connection, in seq order. */
+  readonly #inflight: { frame: Promise<Uint8Array>; size: number }[] = [];
+  #queued = 0;
+  #driving = false;
+  #ackWaiters: { seq: bigint; resolve: () => void }[] = [];
+  #failure: RelayError | undefined;
+  #closing: Promise<void> | undefined;
+
+  private constructor(
+    connection: RelayConnection,
+    keys: SessionKeys,
+    epoch: Uint8Array,
+    aead: Aead,
+    options: ProducerOptions<T>,
+    owns: boolean,
+  ) {
+    this.connection = connection;
+    this.#keys = keys;
+    this.epoch = epoch;
+    this.#aead = aead;
+    this.#owns = owns;
+    this.#codec = options.codec;
+    this.#linger = options.lingerMs ?? 0;
+    this.#threshold = options.batchThreshold ?? 8 * 1024;
+    this.#maxBatch = options.maxBatchBytes ?? 64 * 1024;
+    this.#highWater = options.highWaterMark ?? 1024 * 1024;
+    this.#closeTimeout = options.closeTimeoutMs ?? 5000;
+    this.#maxPlain = connection.hello.maxFrame - (DATA_HEADER - 5) - TAG_LENGTH;
+  }
+
+  /**
+   * Connects to a relay on a connection of its own and starts a stream.
+   * @param addr Relay address.
+   * @param session The session (its key never leaves this process).
+   * @param options Connection and producer options.
+   * @returns The producer.
+   * @throws {RelayError} `producer-exists` when the session has a producer; see
+   *   {@link RelayConnection.connect} for connection errors.
+   */
+  static async connect<T = Uint8Array>(
+    addr: Addr | string,
+    session: Session,
+    options: ProducerOptions<T> = {},
+  ): Promise<Producer<T>> {
+    return withOwnConnection(addr, options, (conn) => Producer.open(conn, session, options, true));
+  }
+
+  /** @internal Joins on an existing connection; use `connect` or `connection.producer`. */
+  static async open<T>(
+    conn: RelayConnection,
+    session: Session,
+    options: ProducerOptions<T>,
+    owns: boolean,
+  ): Promise<Producer<T>> {
+    const crypto = conn.crypto;
+    const keys = await session.keys(crypto);
+    const epoch = crypto.randomBytes(EPOCH_LENGTH);
+    const aead = await crypto.aesGcm(session.dataKey(crypto, epoch));
+    const producer = new Producer<T>(conn, keys, epoch, aead, options, owns);
+    await conn.join(keys, Role.Producer, {}, producer.#subscriber());
+    const startedAt = BigInt(Date.now());
+    const signature = await signStreamStart(keys.signer, keys.routeId, { epoch, startedAt });
+    await conn.sendControl({
+      kind: ControlKind.StreamStart,
+      tag: keys.streamTag,
+      epoch,
+      startedAt,
+      firstSeq: 0n,
+      signature,
+    });
+    return producer;
+  }
+
+  #subscriber(): Subscriber {
+    return {
+      onControl: (m: ControlMessage) => {
+        if (m.kind !== ControlKind.Ack) return;
+        if (m.seq >= this.#seq) {
+          this.#fail(new RelayError("protocol-error", "relay acknowledged a frame never sent"));
+          return;
+        }
+        if (m.seq <= this.#acked) return;
+        this.#acked = m.seq;
+        this.#ackWaiters = this.#ackWaiters.filter((w) => {
+          if (w.seq > m.seq) return true;
+          w.resolve();
+          return false;
+        });
+        this.#events.emit("ack", { seq: m.seq });
+      },
+      onClose: (e) => this.#fail(e),
+    };
+  }
+
+  /** Seq of the next frame. */
+  get seq(): bigint {
+    return this.#seq;
+  }
+
+  /** Highest seq the relay acknowledged (-1 before the first ACK). */
+  get acked(): bigint {
+    return this.#acked;
+  }
+
+  /** Largest message `broadcast` accepts, from the relay's frame limit. */
+  get maxMessageBytes(): number {
+    return this.#maxPlain - 4;
+  }
+
+  /**
+   * Subscribes to an event.
+   * @returns A function that unsubscribes.
+   */
+  on<K extends keyof ProducerEvents>(event: K, listener: Listener<ProducerEvents[K]>): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  /**
+   * Sends one message to every consumer. The bytes are consumed (copied or sealed) before
+   * this returns, so the caller may reuse the buffer at once.
+   * @param message The message (0 bytes up to {@link maxMessageBytes}).
+   * @returns Resolves at once while less than `highWaterMark` bytes are queued, otherwise
+   *   when the queue drained (await it for backpressure).
+   * @throws {RelayError} the connection's failure, or `closed` after `close()`;
+   *   {RangeError} for a message over the limit.
+   */
+  broadcast(message: Uint8Array): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#closing !== undefined) {
+      return Promise.reject(new RelayError("closed", "producer is closed"));
+    }
+    abytes(message, undefined, "message");
+    if (message.length > this.maxMessageBytes) {
+      return Promise.reject(
+        new RangeError(
+          `message of ${message.length} bytes exceeds the relay's limit of ${this.maxMessageBytes}`,
+        ),
+      );
+    }
+    if (message.length < this.#threshold) {
+      if (this.#batchBytes + 4 + message.length > this.#maxBatch) this.#cut(0);
+      this.#batch.push(message.slice());
+      this.#batchBytes += 4 + message.length;
+      this.#queued += message.length;
+      if (this.#batchBytes >= this.#maxBatch) this.#cut(0);
+      else if (!this.#driving && this.#linger === 0) this.#cut(0);
+      else if (this.#linger > 0) {
+        this.#lingerTimer ??= setTimeout(() => {
+          this.#lingerTimer = undefined;
+          this.#cut(0);
+        }, this.#linger);
+      }
+    } else {
+      this.#cut(0);
+      this.#seal(message, 0);
+    }
+    return this.#queued > this.#highWater ? this.#whenDrained() : Promise.resolve();
+  }
+
+  /**
+   * Encodes a value with the `codec` option and broadcasts it.
+   * @throws {TypeError} when no codec was given.
+   */
+  send(value: T): Promise<void> {
+    if (this.#codec === undefined) {
+      return Promise.reject(new TypeError('send() needs the "codec" option'));
+    }
+    return this.broadcast(this.#codec.encode(value));
+  }
+
+  /**
+   * Seals and writes everything broadcast so far.
+   * @returns When the connection accepted all of it.
+   */
+  async flush(): Promise<void> {
+    this.#cut(0);
+    if (this.#driving || this.#inflight.length > 0) await this.#whenDrained(true);
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  /**
+   * Ends the stream cleanly: seals what is pending with END, waits until the relay
+   * acknowledged it, then leaves (and closes the connection if `connect` opened it).
+   * Idempotent.
+   * @throws {RelayError} when the stream could not be finished (connection lost, timeout).
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      try {
+        if (this.#failure !== undefined) throw this.#failure;
+        this.#cut(DataFlag.End);
+        const endSeq = this.#seq - 1n;
+        await this.#whenDrained(true);
+        if (this.#failure !== undefined) throw this.#failure;
+        if (this.#acked < endSeq) {
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          await Promise.race([
+            new Promise<void>((resolve) => this.#ackWaiters.push({ seq: endSeq, resolve })),
+            new Promise<never>((_, reject) => {
+              timer = setTimeout(() => {
+                reject(new RelayError("timeout", "relay did not acknowledge the end of stream"));
+              }, this.#closeTimeout);
+            }),
+            this.connection.closed.then((e) => {
+              throw e ?? new RelayError("closed", "connection closed");
+            }),
+          ]).finally(() => clearTimeout(timer));
+          if (this.#acked < endSeq) throw this.#failure ?? new RelayError("closed", "closed");
+        }
+      } finally {
+        this.#failure ??= new RelayError("closed", "producer is closed");
+        if (this.#owns) await this.connection.close();
+        else await this.connection.leave(this.#keys.streamTag, Role.Producer);
+      }
+    })();
+    return this.#closing;
+  }
+
+  /** Cuts the pending batch into a frame (END adds the flag, even to an empty frame). */
+  #cut(flags: number): void {
+    if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
+    this.#lingerTimer = undefined;
+    const batch = this.#batch;
+    if (batch.length === 0) {
+      if (flags !== 0) this.#seal(new Uint8Array(0), flags);
+      return;
+    }
+    this.#batch = [];
+    this.#batchBytes = 0;
+    this.#queued -= batch.reduce((n, m) => n + m.length, 0);
+    if (batch.length === 1 && (flags & DataFlag.End) === 0) {
+      this.#seal(batch[0]!, flags);
+    } else {
+      this.#seal(encodeBatch(batch), flags | DataFlag.Batch);
+    }
+  }
+
+  #seal(plaintext: Uint8Array, flags: number): void {
+    const seq = this.#seq++;
+    const frame = sealData(this.#aead, { streamTag: this.#keys.streamTag, seq, flags, plaintext });
+    frame.catch(() => {}); // failures surface in #drive
+    const size = plaintext.length;
+    this.#queued += size;
+    this.#inflight.push({ frame, size });
+    if (!this.#driving) this.#drive();
+  }
+
+  async #drive(): Promise<void> {
+    this.#driving = true;
+    try {
+      while (this.#inflight.length > 0 && this.#failure === undefined) {
+        const head = this.#inflight[0]!;
+        const frame = await head.frame;
+        await this.connection.write(frame);
+        this.#inflight.shift();
+        this.#queued -= head.size;
+        if (this.#queued <= this.#highWater) this.#wakeDrained(false);
+        // Messages that arrived while we were busy form the next frame.
+        if (this.#inflight.length === 0 && this.#batch.length > 0 && this.#linger === 0) {
+          this.#cut(0);
+        }
+      }
+    } catch (e) {
+      this.#fail(e instanceof RelayError ? e : new RelayError("protocol-error", String(e)));
+    } finally {
+      this.#driving = false;
+      this.#wakeDrained(true);
+    }
+  }
+
+  #drainWaiters: { all: boolean; resolve: () => void }[] = [];
+
+  #whenDrained(all = false): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (all ? !this.#driving && this.#inflight.length === 0 : this.#queued <= this.#highWater) {
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => this.#drainWaiters.push({ all, resolve })).then(() => {
+      if (this.#failure !== undefined) throw this.#failure;
+    });
+  }
+
+  #wakeDrained(finished: boolean): void {
+    if (this.#drainWaiters.length === 0) return;
+    const done = finished || this.#failure !== undefined;
+    this.#drainWaiters = this.#drainWaiters.filter((w) => {
+      if (w.all ? !done : !done && this.#queued > this.#highWater) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
+  #fail(e: RelayError): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = e;
+    this.#wakeDrained(true);
+    for (const w of this.#ackWaiters) w.resolve();
+    this.#ackWaiters = [];
+  }
+}

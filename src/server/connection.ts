@@ -1,0 +1,544 @@
+/**
+ * @module
+ * The relay's driver for one client connection (docs/PROTOCOL.md §3, §6): the Noise NX
+ * handshake as responder, then a read loop that verifies joins, checks and appends producer
+ * frames, answers pings; and one writer ("pump") that seals control messages in order and
+ * forwards each consumer's ring entries as frame-aligned runs. Every failure here ends this
+ * connection only.
+ */
+
+import { toHex } from "../bytes.ts";
+import type { CryptoProvider, KeyPair } from "../crypto/types.ts";
+import { RelayError } from "../errors.ts";
+import {
+  CloseReason,
+  CONNECTION_TAG,
+  ControlKind,
+  type ControlMessage,
+  decodeControl,
+  decodeJoinOptions,
+  encodeControl,
+  encodeHello,
+  PROLOGUE,
+  PROTOCOL_VERSION,
+  type RelayHello,
+  verifyStreamStart,
+  wireErrorOf,
+} from "../protocol/control.ts";
+import { DATA_HEADER, parseDataHeader } from "../protocol/data_frame.ts";
+import { encodeFrame, type Frame, FrameDecoder, FrameType } from "../protocol/framer.ts";
+import { Role, verifyJoin } from "../protocol/join.ts";
+import { type CipherState, MAX_NOISE_MESSAGE, NoiseHandshake } from "../protocol/noise.ts";
+import { streamTag } from "../protocol/session.ts";
+import { formatAddr } from "../transport/_queues.ts";
+import type { Conn } from "../transport/types.ts";
+import type { Logger } from "./log.ts";
+import type { RelayLimits } from "./options.ts";
+import type { ConsumerSub, RelaySession, SubscriberConn } from "./session.ts";
+import { Policy } from "../protocol/control.ts";
+
+/** What a connection needs from the relay. */
+export interface RelayContext {
+  readonly crypto: CryptoProvider;
+  readonly staticKey: KeyPair;
+  readonly limits: RelayLimits;
+  readonly log: Logger;
+  readonly stats: ConnCounters;
+  /** The session for a route id, created on first use. */
+  session(routeId: Uint8Array, tag: Uint8Array): RelaySession | RelayError;
+  /** Whether accepting this connection exceeds the cap (decided at accept time). */
+  readonly now: () => number;
+}
+
+/** Relay-wide counters a connection updates. */
+export interface ConnCounters {
+  framesIn: number;
+  bytesIn: number;
+  framesOut: number;
+  bytesOut: number;
+  handshakeFailures: number;
+  joinFailures: number;
+  protocolErrors: number;
+}
+
+const EMPTY = new Uint8Array(0);
+/** Limit on frame bodies before a producer joined: handshake and control messages only. */
+const PRE_JOIN_MAX = MAX_NOISE_MESSAGE;
+/** Bytes a consumer's turn may take from the ring before others get theirs. */
+const TAKE_BUDGET = 256 * 1024;
+/** Failed joins tolerated per connection before it is closed. */
+const MAX_FAILED_JOINS = 8;
+/** How long ACKs may be held back to be coalesced (ms). */
+const ACK_DELAY = 20;
+
+interface ProducerSub {
+  readonly session: RelaySession;
+  started: boolean;
+  unacked: boolean;
+  lastSeq: bigint;
+}
+
+/** One client connection, as the relay sees it. */
+export class ServerConnection implements SubscriberConn {
+  /** Connection number (logs). */
+  readonly id: number;
+  readonly #conn: Conn;
+  readonly #ctx: RelayContext;
+  readonly #decoder = new FrameDecoder(PRE_JOIN_MAX);
+  readonly #remote: string;
+  #send: CipherState | undefined;
+  #recv: CipherState | undefined;
+  #hash: Uint8Array | undefined;
+  readonly #control: { message: ControlMessage; close?: boolean }[] = [];
+  readonly #consumers = new Map<string, ConsumerSub>();
+  readonly #producers = new Map<string, ProducerSub>();
+  #wakeup: (() => void) | undefined;
+  #dirty = false;
+  #closing = false;
+  #closed = false;
+  #failedJoins = 0;
+  #lastRecv: number;
+  #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Resolves when the connection is fully torn down. */
+  readonly done: Promise<void>;
+
+  /**
+   * @param id Connection number.
+   * @param conn The accepted socket.
+   * @param ctx Relay context.
+   * @param refuse When set, the handshake completes only to tell the client why it is
+   *   refused (e.g. the connection cap), then the connection closes.
+   */
+  constructor(id: number, conn: Conn, ctx: RelayContext, refuse?: RelayError) {
+    this.id = id;
+    this.#conn = conn;
+    this.#ctx = ctx;
+    this.#remote = formatAddr(conn.remoteAddr);
+    this.#lastRecv = ctx.now();
+    this.done = this.#run(refuse);
+  }
+
+  /** Milliseconds since the last byte from the client. */
+  idleFor(now: number): number {
+    return now - this.#lastRecv;
+  }
+
+  /** Whether the handshake completed. */
+  get open(): boolean {
+    return this.#send !== undefined && !this.#closing;
+  }
+
+  /** Consumer subscriptions, for the slow-consumer sweep. */
+  get consumerSubs(): Iterable<ConsumerSub> {
+    return this.#consumers.values();
+  }
+
+  /** The connection has something new to send. */
+  wake(): void {
+    this.#dirty = true;
+    const w = this.#wakeup;
+    if (w !== undefined) {
+      this.#wakeup = undefined;
+      w();
+    }
+  }
+
+  /**
+   * Ends the connection: tells the client why (a connection-level ERROR or CLOSE, when the
+   * handshake is done), lets queued frames drain for up to `drainMs`, then closes.
+   */
+  shutdown(error: RelayError | undefined, drainMs = 1000): void {
+    if (this.#closing || this.#closed) return;
+    this.#closing = true;
+    if (this.#send !== undefined) {
+      const message: ControlMessage = error === undefined || error.code === "going-away"
+        ? {
+          kind: ControlKind.Close,
+          reason: error === undefined ? CloseReason.Normal : CloseReason.GoingAway,
+          message: error?.message ?? "",
+        }
+        : {
+          kind: ControlKind.Error,
+          code: error.code,
+          tag: CONNECTION_TAG,
+          role: 0,
+          message: error.message,
+        };
+      this.#control.push({ message, close: true });
+      this.wake();
+      setTimeout(() => this.#destroy(), drainMs);
+    } else {
+      this.#destroy();
+    }
+  }
+
+  #destroy(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closing = true;
+    this.#conn.close();
+    this.wake();
+  }
+
+  async #run(refuse: RelayError | undefined): Promise<void> {
+    const { log, limits } = this.#ctx;
+    log.debug("conn.open", { conn: this.id, remote: this.#remote });
+    let reason: RelayError | undefined;
+    const hsTimer = setTimeout(() => {
+      if (this.#send === undefined) {
+        this.#ctx.stats.handshakeFailures++;
+        log.info("conn.handshake_timeout", { conn: this.id, remote: this.#remote });
+        this.#destroy();
+      }
+    }, limits.handshakeTimeoutMs);
+    try {
+      await this.#handshake(refuse);
+      clearTimeout(hsTimer);
+      if (refuse !== undefined) {
+        await this.#conn.closeWrite().catch(() => {});
+        return;
+      }
+      log.info("conn.ready", { conn: this.id, remote: this.#remote });
+      const pump = this.#pump();
+      await this.#readLoop();
+      if (!this.#closing) this.shutdown(undefined, 1000);
+      await pump;
+    } catch (e) {
+      reason = e instanceof RelayError ? e : new RelayError("protocol-error", String(e));
+      if (this.#send === undefined && refuse === undefined) this.#ctx.stats.handshakeFailures++;
+      if (reason.code === "protocol-error" || reason.code === "frame-too-large") {
+        this.#ctx.stats.protocolErrors++;
+      }
+      if (!this.#closed) {
+        log.info("conn.error", {
+          conn: this.id,
+          remote: this.#remote,
+          code: reason.code,
+          msg: reason.message,
+        });
+      }
+      this.shutdown(reason.code === "auth-failed" ? undefined : reason, 200);
+    } finally {
+      clearTimeout(hsTimer);
+      if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
+      this.#release();
+      this.#destroy();
+      await this.#conn.closed;
+      log.info("conn.close", { conn: this.id, remote: this.#remote, code: reason?.code });
+    }
+  }
+
+  /** Detaches every subscription from its session. */
+  #release(): void {
+    for (const sub of this.#consumers.values()) sub.session.removeConsumer(sub);
+    this.#consumers.clear();
+    for (const p of this.#producers.values()) {
+      if (p.session.producer === this) p.session.releaseProducer(p.session.ended);
+    }
+    this.#producers.clear();
+  }
+
+  async #nextFrame(pending: Frame[]): Promise<Frame | null> {
+    while (pending.length === 0) {
+      const chunk = await this.#conn.read();
+      if (chunk === null) return null;
+      this.#lastRecv = this.#ctx.now();
+      pending.push(...this.#decoder.push(chunk));
+    }
+    return pending.shift()!;
+  }
+
+  async #handshake(refuse: RelayError | undefined): Promise<void> {
+    const { crypto, staticKey, limits } = this.#ctx;
+    const noise = new NoiseHandshake(crypto, {
+      pattern: "NX",
+      initiator: false,
+      prologue: PROLOGUE,
+      staticKey,
+    });
+    const pending: Frame[] = [];
+    const first = await this.#nextFrame(pending);
+    if (first === null) throw new RelayError("connection-lost", "closed during the handshake");
+    if (first.type !== FrameType.Handshake || pending.length > 0) {
+      throw new RelayError("protocol-error", "expected one handshake frame");
+    }
+    const payload = await noise.readMessage(first.body);
+    let status = refuse;
+    if (status === undefined && (payload.length < 1 || payload[0] !== PROTOCOL_VERSION)) {
+      status = new RelayError("unsupported", `this relay speaks hydra/${PROTOCOL_VERSION} only`);
+    }
+    const hello: RelayHello = {
+      version: PROTOCOL_VERSION,
+      status: status === undefined ? 0 : wireErrorOf(status.code),
+      maxFrame: limits.maxFrameBytes,
+      heartbeatMs: limits.heartbeatMs,
+      ringFrames: limits.ringFrames,
+      ringBytes: Math.min(limits.ringBytes, 0xffffffff),
+      policy: Policy[limits.policy],
+      message: status?.message ?? "",
+    };
+    const reply = await noise.writeMessage(encodeHello(hello));
+    await this.#conn.write(encodeFrame(FrameType.Handshake, reply));
+    if (status !== undefined) {
+      if (refuse === undefined) throw status;
+      return;
+    }
+    const { send, recv, handshakeHash } = await noise.result();
+    this.#send = send;
+    this.#recv = recv;
+    this.#hash = handshakeHash;
+  }
+
+  async #readLoop(): Promise<void> {
+    while (!this.#closing) {
+      const chunk = await this.#conn.read();
+      if (chunk === null) return;
+      this.#lastRecv = this.#ctx.now();
+      this.#ctx.stats.bytesIn += chunk.length;
+      const frames = this.#decoder.push(chunk);
+      for (const frame of frames) {
+        if (this.#closing) return;
+        if (frame.type === FrameType.Data) {
+          const wait = this.#onData(frame);
+          if (wait !== undefined) await wait;
+        } else if (frame.type === FrameType.Control) {
+          await this.#onControl(frame);
+        } else {
+          throw new RelayError("protocol-error", `unexpected frame type ${frame.type}`);
+        }
+      }
+    }
+  }
+
+  /** Producer data: check, append, and only await when the ring is blocked. */
+  #onData(frame: Frame): Promise<void> | undefined {
+    const header = parseDataHeader(frame);
+    const p = this.#producers.get(toHex(header.streamTag));
+    if (p === undefined || !p.started) {
+      throw new RelayError(
+        "protocol-error",
+        "data frame for a session this connection does not produce",
+      );
+    }
+    if (frame.bytes.length > DATA_HEADER + this.#ctx.limits.maxFrameBytes) {
+      throw new RelayError("frame-too-large", "data frame exceeds the limit");
+    }
+    const session = p.session;
+    if (!session.hasRoom(frame.bytes.length)) {
+      return (async () => {
+        while (!session.hasRoom(frame.bytes.length)) {
+          if (this.#closing) return;
+          await session.roomChanged();
+        }
+        this.#append(p, frame.bytes, header.seq, header.flags);
+      })();
+    }
+    this.#append(p, frame.bytes, header.seq, header.flags);
+    return undefined;
+  }
+
+  #append(p: ProducerSub, bytes: Uint8Array, seq: bigint, flags: number): void {
+    if (p.session.appendData(bytes, seq, flags)) {
+      this.#ctx.stats.framesIn++;
+      p.lastSeq = seq;
+      p.unacked = true;
+      if (p.session.ended) {
+        // END: acknowledge at once so the producer's close() returns promptly, and free
+        // the producer slot for the session's next stream.
+        this.#sendAcks();
+        p.session.releaseProducer(true);
+        this.#producers.delete(toHex(p.session.tag));
+        return;
+      }
+      this.#ackTimer ??= setTimeout(() => this.#sendAcks(), ACK_DELAY);
+    }
+  }
+
+  #sendAcks(): void {
+    if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    for (const p of this.#producers.values()) {
+      if (!p.unacked) continue;
+      p.unacked = false;
+      this.#queue({ kind: ControlKind.Ack, tag: p.session.tag, seq: p.lastSeq });
+    }
+  }
+
+  #queue(message: ControlMessage): void {
+    this.#control.push({ message });
+    this.wake();
+  }
+
+  async #onControl(frame: Frame): Promise<void> {
+    let plain: Uint8Array;
+    try {
+      plain = await this.#recv!.decryptWithAd(EMPTY, frame.body);
+    } catch {
+      throw new RelayError("auth-failed", "authentication failed");
+    }
+    const m = decodeControl(plain);
+    switch (m.kind) {
+      case ControlKind.Join:
+        return await this.#onJoin(m);
+      case ControlKind.StreamStart:
+        return await this.#onStreamStart(m);
+      case ControlKind.Ping:
+        return this.#queue({ kind: ControlKind.Pong, nonce: m.nonce });
+      case ControlKind.Pong:
+        return;
+      case ControlKind.Leave:
+        return this.#onLeave(m.tag, m.role);
+      case ControlKind.Close:
+        this.#ctx.log.debug("conn.client_close", { conn: this.id });
+        this.shutdown(undefined, 1000);
+        return;
+      default:
+        throw new RelayError(
+          "protocol-error",
+          `control message ${m.kind} not allowed from a client`,
+        );
+    }
+  }
+
+  async #onJoin(m: Extract<ControlMessage, { kind: typeof ControlKind.Join }>): Promise<void> {
+    const { crypto, log, limits } = this.#ctx;
+    const tag = streamTag(crypto, m.routeId);
+    const key = toHex(tag);
+    const refuse = (code: RelayError["code"], message: string) => {
+      this.#ctx.stats.joinFailures++;
+      log.info("join.refused", { conn: this.id, role: roleName(m.role), code });
+      this.#queue({ kind: ControlKind.Error, code, tag, role: m.role, message });
+      if (code === "auth-failed" && ++this.#failedJoins >= MAX_FAILED_JOINS) {
+        throw new RelayError("protocol-error", "too many failed joins");
+      }
+    };
+    const ok = await verifyJoin(crypto, {
+      routeId: m.routeId,
+      handshakeHash: this.#hash!,
+      role: m.role,
+      options: m.options,
+      proof: m.proof,
+    });
+    if (!ok) return refuse("auth-failed", "authentication failed");
+    const options = decodeJoinOptions(m.options);
+    if (this.#consumers.size + this.#producers.size >= limits.maxSessionsPerConnection) {
+      return refuse(
+        "limit-exceeded",
+        `at most ${limits.maxSessionsPerConnection} joins per connection`,
+      );
+    }
+    const joined = m.role === Role.Producer ? this.#producers : this.#consumers;
+    if (joined.has(key)) return refuse("protocol-error", "already joined in this role");
+    const session = this.#ctx.session(m.routeId, tag);
+    if (session instanceof RelayError) return refuse(session.code, session.message);
+    if (m.role === Role.Producer) {
+      try {
+        session.setProducer(this);
+      } catch (e) {
+        return refuse((e as RelayError).code, (e as RelayError).message);
+      }
+      this.#producers.set(key, { session, started: false, unacked: false, lastSeq: -1n });
+      this.#decoder.maxBody = Math.max(PRE_JOIN_MAX, limits.maxFrameBytes);
+      this.#queue({ kind: ControlKind.Joined, tag, role: m.role });
+    } else {
+      const { sub, start } = session.addConsumer(this, options.policy);
+      this.#consumers.set(key, sub);
+      this.#queue({ kind: ControlKind.Joined, tag, role: m.role });
+      if (start !== undefined) this.#queue(start);
+    }
+    log.info("join", { conn: this.id, route: session.name, role: roleName(m.role) });
+  }
+
+  async #onStreamStart(
+    m: Extract<ControlMessage, { kind: typeof ControlKind.StreamStart }>,
+  ): Promise<void> {
+    const p = this.#producers.get(toHex(m.tag));
+    if (p === undefined) {
+      throw new RelayError(
+        "protocol-error",
+        "stream start for a session this connection does not produce",
+      );
+    }
+    if (!await verifyStreamStart(this.#ctx.crypto, p.session.routeId, m)) {
+      throw new RelayError("auth-failed", "authentication failed");
+    }
+    p.session.startStream(m);
+    p.started = true;
+  }
+
+  #onLeave(tag: Uint8Array, role: number): void {
+    const key = toHex(tag);
+    if (role === Role.Consumer) {
+      const sub = this.#consumers.get(key);
+      if (sub === undefined) return;
+      this.#consumers.delete(key);
+      sub.session.removeConsumer(sub);
+    } else {
+      const p = this.#producers.get(key);
+      if (p === undefined) return;
+      this.#producers.delete(key);
+      if (p.session.producer === this) p.session.releaseProducer(p.session.ended);
+    }
+  }
+
+  /** The single writer: control messages first (sealed in order), then consumer data. */
+  async #pump(): Promise<void> {
+    try {
+      while (!this.#closed) {
+        this.#dirty = false;
+        const next = this.#control.shift();
+        if (next !== undefined) {
+          await this.#writeControl(next.message);
+          if (next.close === true) {
+            await this.#conn.closeWrite().catch(() => {});
+            this.#destroy();
+            return;
+          }
+          continue;
+        }
+        let wrote = false;
+        if (!this.#closing) {
+          for (const [key, sub] of this.#consumers) {
+            const items = sub.session.take(sub, TAKE_BUDGET);
+            for (const item of items) {
+              wrote = true;
+              if (item.kind === "bytes") {
+                this.#ctx.stats.framesOut += item.frames;
+                this.#ctx.stats.bytesOut += item.bytes.length;
+                await this.#conn.write(item.bytes);
+              } else if (item.kind === "control") {
+                await this.#writeControl(item.message);
+              } else {
+                this.#consumers.delete(key);
+                sub.session.removeConsumer(sub);
+                if (item.error !== undefined) {
+                  this.#ctx.log.info("consumer.dropped", {
+                    conn: this.id,
+                    route: sub.session.name,
+                    code: item.error.code,
+                  });
+                  this.shutdown(item.error, 200);
+                }
+              }
+            }
+          }
+        }
+        if (!wrote && !this.#dirty && this.#control.length === 0) {
+          await new Promise<void>((r) => (this.#wakeup = r));
+        }
+      }
+    } catch {
+      // The socket failed: the read loop sees it too and cleans up.
+      this.#destroy();
+    }
+  }
+
+  async #writeControl(message: ControlMessage): Promise<void> {
+    const sealed = await this.#send!.encryptWithAd(EMPTY, encodeControl(message));
+    await this.#conn.write(encodeFrame(FrameType.Control, sealed));
+  }
+}
+
+function roleName(role: number): string {
+  return role === Role.Producer ? "producer" : "consumer";
+}

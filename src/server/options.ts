@@ -1,0 +1,162 @@
+/**
+ * @module
+ * Relay options, their defaults and validation. The defaults are listed, with hydra-sync's
+ * behaviour for comparison, in README "Configuration".
+ */
+
+import type { CryptoProvider } from "../crypto/types.ts";
+import type { PolicyName } from "../protocol/control.ts";
+import { Policy } from "../protocol/control.ts";
+import type { Addr, Transport } from "../transport/types.ts";
+import type { LogLevel, LogSink } from "./log.ts";
+
+/** Everything {@link RelayServer.listen} accepts; every field is optional. */
+export interface RelayOptions {
+  /** TCP host to bind. Default `"127.0.0.1"` (use `"0.0.0.0"` to serve other machines). */
+  readonly hostname?: string;
+  /** TCP port. Default {@link DEFAULT_PORT}; `0` picks a free one. */
+  readonly port?: number;
+  /** Unix socket path; when set, the relay listens there instead of on TCP. */
+  readonly path?: string;
+  /** A full address; overrides `hostname`/`port`/`path`. */
+  readonly addr?: Addr;
+  /** Socket adapter. Default: the running runtime's native one. */
+  readonly transport?: Transport;
+  /** Crypto adapter. Default: `nativeCrypto()`. */
+  readonly crypto?: CryptoProvider;
+  /** Open connections at most (handshaking ones included). Default 10,000. */
+  readonly maxConnections?: number;
+  /** Largest data frame body (bytes), announced to clients. Default 4 MiB. */
+  readonly maxFrameBytes?: number;
+  /** Ring capacity per session, in frames. Default 1,024. */
+  readonly ringFrames?: number;
+  /** Ring capacity per session, in bytes. Default 16 MiB. */
+  readonly ringBytes?: number;
+  /** What happens to a consumer a full ring behind. Default `"disconnect"`. */
+  readonly policy?: PolicyName;
+  /** Sessions one connection may join. Default 1,024. */
+  readonly maxSessionsPerConnection?: number;
+  /** Time to complete the Noise handshake (ms). Default 10,000. */
+  readonly handshakeTimeoutMs?: number;
+  /** Interval clients ping at (ms), announced in the hello. Default 10,000. */
+  readonly heartbeatMs?: number;
+  /** A connection silent this long is closed (ms). Default 30,000. */
+  readonly idleTimeoutMs?: number;
+  /** How long consumers wait for a producer (ms); 0 = forever. Default 60,000. */
+  readonly waitForProducerMs?: number;
+  /** How long a stream survives its producer's abrupt loss (ms). Default 5,000. */
+  readonly producerGraceMs?: number;
+  /** Relay static X25519 private key (32 bytes). Default: `keyFile`, else a fresh key. */
+  readonly staticKey?: Uint8Array;
+  /** File holding the static key (hex); created with mode 0600 when missing. */
+  readonly keyFile?: string;
+  /** Lowest level logged. Default `"warn"` (the CLI uses `"info"`). */
+  readonly logLevel?: LogLevel;
+  /** Where log lines go. Default `console.error`. */
+  readonly logSink?: LogSink;
+}
+
+/** The relay's default TCP port. */
+export const DEFAULT_PORT = 7447;
+
+/** The numeric limits after defaults were applied. */
+export interface RelayLimits {
+  readonly maxConnections: number;
+  readonly maxFrameBytes: number;
+  readonly ringFrames: number;
+  readonly ringBytes: number;
+  readonly policy: PolicyName;
+  readonly maxSessionsPerConnection: number;
+  readonly handshakeTimeoutMs: number;
+  readonly heartbeatMs: number;
+  readonly idleTimeoutMs: number;
+  readonly waitForProducerMs: number;
+  readonly producerGraceMs: number;
+}
+
+/** The defaults, as documented. */
+export const DEFAULT_LIMITS: RelayLimits = {
+  maxConnections: 10_000,
+  maxFrameBytes: 4 * 1024 * 1024,
+  ringFrames: 1024,
+  ringBytes: 16 * 1024 * 1024,
+  policy: "disconnect",
+  maxSessionsPerConnection: 1024,
+  handshakeTimeoutMs: 10_000,
+  heartbeatMs: 10_000,
+  idleTimeoutMs: 30_000,
+  waitForProducerMs: 60_000,
+  producerGraceMs: 5_000,
+};
+
+function int(
+  v: number | undefined,
+  name: string,
+  min: number,
+  max: number,
+  fallback: number,
+): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    throw new RangeError(`"${name}" must be an integer in [${min}, ${max}], got ${v}`);
+  }
+  return v;
+}
+
+/**
+ * Applies defaults and checks ranges.
+ * @param o The caller's options.
+ * @returns The effective limits.
+ * @throws {RangeError} naming the offending option.
+ * @example
+ * ```ts
+ * import { resolveLimits } from "./options.ts";
+ * resolveLimits({ ringFrames: 64 }).ringFrames; // 64
+ * ```
+ */
+export function resolveLimits(o: RelayOptions): RelayLimits {
+  const d = DEFAULT_LIMITS;
+  const maxFrameBytes = int(o.maxFrameBytes, "maxFrameBytes", 1024, 0x7fffffff, d.maxFrameBytes);
+  const ringBytes = int(o.ringBytes, "ringBytes", 1024, Number.MAX_SAFE_INTEGER, d.ringBytes);
+  if (o.policy !== undefined && !(o.policy in Policy)) {
+    throw new RangeError(`"policy" must be disconnect, drop or block, got ${o.policy}`);
+  }
+  const heartbeatMs = int(o.heartbeatMs, "heartbeatMs", 10, 0x7fffffff, d.heartbeatMs);
+  return {
+    maxConnections: int(o.maxConnections, "maxConnections", 1, 0x7fffffff, d.maxConnections),
+    maxFrameBytes,
+    ringFrames: int(o.ringFrames, "ringFrames", 2, 0x7fffffff, d.ringFrames),
+    ringBytes,
+    policy: o.policy ?? d.policy,
+    maxSessionsPerConnection: int(
+      o.maxSessionsPerConnection,
+      "maxSessionsPerConnection",
+      1,
+      0xffff,
+      d.maxSessionsPerConnection,
+    ),
+    handshakeTimeoutMs: int(
+      o.handshakeTimeoutMs,
+      "handshakeTimeoutMs",
+      1,
+      0x7fffffff,
+      d.handshakeTimeoutMs,
+    ),
+    heartbeatMs,
+    idleTimeoutMs: int(
+      o.idleTimeoutMs,
+      "idleTimeoutMs",
+      1,
+      0x7fffffff,
+      o.heartbeatMs === undefined ? d.idleTimeoutMs : 3 * heartbeatMs,
+    ),
+    waitForProducerMs: int(
+      o.waitForProducerMs,
+      "waitForProducerMs",
+      0,
+      0x7fffffff,
+      d.waitForProducerMs,
+    ),
+    producerGraceMs: int(o.producerGraceMs, "producerGraceMs", 0, 0x7fffffff, d.producerGraceMs),
+  };
+}

@@ -1,0 +1,312 @@
+/**
+ * @module
+ * `RelayServer`: accepts connections on one transport, hands each to a
+ * {@link ServerConnection}, keeps the sessions by route id, enforces the connection cap and
+ * the idle and slow-consumer sweeps, and reports `stats()`. It holds no session key and sees
+ * no plaintext (docs/PROTOCOL.md §6).
+ */
+
+import { equals, fromHex, toHex } from "../bytes.ts";
+import { nativeCrypto } from "../crypto/native.ts";
+import type { CryptoProvider, KeyPair } from "../crypto/types.ts";
+import { RelayError } from "../errors.ts";
+import { defaultTransport } from "../transport/default.ts";
+import type { Addr, Listener } from "../transport/types.ts";
+import { type ConnCounters, ServerConnection } from "./connection.ts";
+import { Logger } from "./log.ts";
+import { DEFAULT_PORT, type RelayLimits, type RelayOptions, resolveLimits } from "./options.ts";
+import { RelaySession, type SessionCounters } from "./session.ts";
+
+/** A snapshot of the relay's counters. */
+export interface RelayStats {
+  /** Open connections (handshaking included). */
+  readonly connections: number;
+  /** Live sessions. */
+  readonly sessions: number;
+  /** Sessions with a producer. */
+  readonly producers: number;
+  /** Joined consumers, over all sessions. */
+  readonly consumers: number;
+  /** Data frames accepted from producers. */
+  readonly framesIn: number;
+  /** Bytes read from all connections. */
+  readonly bytesIn: number;
+  /** Data frames written to consumers (each consumer counted). */
+  readonly framesOut: number;
+  /** Data bytes written to consumers. */
+  readonly bytesOut: number;
+  /** Times a consumer was skipped ahead (policy drop). */
+  readonly lagged: number;
+  /** Consumers disconnected for being slow (policy disconnect). */
+  readonly slowDisconnects: number;
+  /** Handshakes that failed or timed out. */
+  readonly handshakeFailures: number;
+  /** Joins refused (bad proof, producer exists, limits). */
+  readonly joinFailures: number;
+  /** Connections closed for protocol violations. */
+  readonly protocolErrors: number;
+  /** Connections refused at the cap. */
+  readonly refused: number;
+  /** Frames held in all rings. */
+  readonly ringFrames: number;
+  /** Bytes held in all rings. */
+  readonly ringBytes: number;
+}
+
+/**
+ * The relay.
+ *
+ * @example
+ * ```ts
+ * import { RelayServer } from "./relay.ts";
+ * import { memoryTransport } from "../transport/memory.ts";
+ * const relay = await RelayServer.listen({ transport: memoryTransport(), port: 0 });
+ * console.log(relay.addr, relay.stats().connections);
+ * await relay.close();
+ * ```
+ */
+export class RelayServer {
+  /** The bound address (the real port when 0 was asked for). */
+  readonly addr: Addr;
+  /** The relay's static X25519 public key: what clients pin. */
+  readonly publicKey: Uint8Array;
+  /** The effective limits. */
+  readonly limits: RelayLimits;
+  readonly #listener: Listener;
+  readonly #crypto: CryptoProvider;
+  readonly #key: KeyPair;
+  readonly #log: Logger;
+  readonly #sessions = new Map<string, RelaySession>();
+  readonly #conns = new Set<ServerConnection>();
+  readonly #counters: ConnCounters & SessionCounters & { refused: number } = {
+    framesIn: 0,
+    bytesIn: 0,
+    framesOut: 0,
+    bytesOut: 0,
+    handshakeFailures: 0,
+    joinFailures: 0,
+    protocolErrors: 0,
+    lagged: 0,
+    slowDisconnects: 0,
+    refused: 0,
+  };
+  readonly #sweep: ReturnType<typeof setInterval>;
+  readonly #accepting: Promise<void>;
+  #nextId = 1;
+  #closing: Promise<void> | undefined;
+
+  private constructor(
+    listener: Listener,
+    crypto: CryptoProvider,
+    key: KeyPair,
+    limits: RelayLimits,
+    log: Logger,
+  ) {
+    this.addr = listener.addr;
+    this.publicKey = key.publicKey;
+    this.limits = limits;
+    this.#listener = listener;
+    this.#crypto = crypto;
+    this.#key = key;
+    this.#log = log;
+    this.#sweep = setInterval(() => this.#sweepOnce(), Math.min(1000, limits.heartbeatMs));
+    this.#accepting = this.#acceptLoop();
+  }
+
+  /**
+   * Starts a relay.
+   * @param options See {@link RelayOptions}; all optional.
+   * @returns The running relay.
+   * @throws {RangeError} for an invalid option; {RelayError} `addr-in-use` when the address
+   *   is taken.
+   */
+  static async listen(options: RelayOptions = {}): Promise<RelayServer> {
+    const limits = resolveLimits(options);
+    const crypto = options.crypto ?? nativeCrypto();
+    const transport = options.transport ?? defaultTransport();
+    const log = new Logger(
+      options.logLevel ?? "warn",
+      options.logSink ?? ((line) => console.error(line)),
+    );
+    const key = await loadKey(crypto, options);
+    const addr: Addr = options.addr ??
+      (options.path !== undefined ? { kind: "unix", path: options.path } : {
+        kind: "tcp",
+        hostname: options.hostname ?? "127.0.0.1",
+        port: options.port ?? DEFAULT_PORT,
+      });
+    const listener = await transport.listen(addr);
+    const relay = new RelayServer(listener, crypto, key, limits, log);
+    log.info("relay.listen", {
+      addr: formatListen(listener.addr),
+      transport: transport.name,
+      crypto: crypto.name,
+      key: toHex(key.publicKey),
+      policy: limits.policy,
+    });
+    return relay;
+  }
+
+  /** The relay's public key in hex (for `--relay-key` pinning). */
+  get publicKeyHex(): string {
+    return toHex(this.publicKey);
+  }
+
+  /**
+   * Current counters.
+   * @returns A snapshot.
+   */
+  stats(): RelayStats {
+    let producers = 0, consumers = 0, ringFrames = 0, ringBytes = 0;
+    for (const s of this.#sessions.values()) {
+      if (s.producer !== undefined) producers++;
+      consumers += s.consumers.size;
+      ringFrames += s.ringFrames;
+      ringBytes += s.ringBytes;
+    }
+    const c = this.#counters;
+    return {
+      connections: this.#conns.size,
+      sessions: this.#sessions.size,
+      producers,
+      consumers,
+      framesIn: c.framesIn,
+      bytesIn: c.bytesIn,
+      framesOut: c.framesOut,
+      bytesOut: c.bytesOut,
+      lagged: c.lagged,
+      slowDisconnects: c.slowDisconnects,
+      handshakeFailures: c.handshakeFailures,
+      joinFailures: c.joinFailures,
+      protocolErrors: c.protocolErrors,
+      refused: c.refused,
+      ringFrames,
+      ringBytes,
+    };
+  }
+
+  /**
+   * Stops accepting, tells every client the relay is going away, lets queued frames drain
+   * for up to `drainMs`, then closes everything. Idempotent.
+   * @param options `drainMs` (default 2,000).
+   */
+  close(options: { drainMs?: number } = {}): Promise<void> {
+    this.#closing ??= (async () => {
+      clearInterval(this.#sweep);
+      await this.#listener.close();
+      await this.#accepting;
+      const drainMs = options.drainMs ?? 2000;
+      for (const c of this.#conns) {
+        c.shutdown(new RelayError("going-away", "relay shutting down"), drainMs);
+      }
+      await Promise.all([...this.#conns].map((c) => c.done));
+      for (const s of this.#sessions.values()) s.close();
+      this.#sessions.clear();
+      this.#log.info("relay.closed", {});
+    })();
+    return this.#closing;
+  }
+
+  async #acceptLoop(): Promise<void> {
+    for await (const conn of this.#listener) {
+      const id = this.#nextId++;
+      let refuse: RelayError | undefined;
+      if (this.#conns.size >= this.limits.maxConnections) {
+        this.#counters.refused++;
+        refuse = new RelayError(
+          "limit-exceeded",
+          `relay at its connection limit (${this.limits.maxConnections}); try again later`,
+        );
+        this.#log.warn("conn.refused", { conn: id, reason: "max-connections" });
+      }
+      const rc = new ServerConnection(id, conn, {
+        crypto: this.#crypto,
+        staticKey: this.#key,
+        limits: this.limits,
+        log: this.#log,
+        stats: this.#counters,
+        now: Date.now,
+        session: (routeId, tag) => this.#session(routeId, tag),
+      }, refuse);
+      this.#conns.add(rc);
+      rc.done.then(() => this.#conns.delete(rc));
+    }
+  }
+
+  #session(routeId: Uint8Array, tag: Uint8Array): RelaySession | RelayError {
+    const key = toHex(tag);
+    const existing = this.#sessions.get(key);
+    if (existing !== undefined) {
+      if (!equals(existing.routeId, routeId)) {
+        // 64-bit tags of two live sessions collide: refuse the newcomer, never mix streams.
+        return new RelayError("limit-exceeded", "stream tag in use by another session");
+      }
+      return existing;
+    }
+    const session = new RelaySession(routeId, tag, {
+      limits: this.limits,
+      log: this.#log,
+      counters: this.#counters,
+      onIdle: (s) => {
+        if (this.#sessions.get(key) === s) this.#sessions.delete(key);
+      },
+    });
+    this.#sessions.set(key, session);
+    return session;
+  }
+
+  /** Idle connections and stalled consumers under policy `disconnect`. */
+  #sweepOnce(): void {
+    const now = Date.now();
+    for (const c of this.#conns) {
+      if (c.open && c.idleFor(now) > this.limits.idleTimeoutMs) {
+        this.#log.info("conn.idle_timeout", { conn: c.id });
+        c.shutdown(new RelayError("timeout", "no traffic within the idle timeout"), 200);
+        continue;
+      }
+      for (const sub of c.consumerSubs) {
+        if (sub.policy === "disconnect" && sub.cursor < sub.session.ringBase) {
+          this.#counters.slowDisconnects++;
+          sub.session.removeConsumer(sub);
+          this.#log.info("consumer.dropped", {
+            conn: c.id,
+            route: sub.session.name,
+            code: "slow-consumer",
+          });
+          c.shutdown(
+            new RelayError("slow-consumer", "consumer fell a full ring behind (policy disconnect)"),
+            200,
+          );
+          break;
+        }
+      }
+    }
+  }
+}
+
+function formatListen(a: Addr): string {
+  return a.kind === "tcp" ? `${a.hostname}:${a.port}` : `unix:${a.path}`;
+}
+
+async function loadKey(crypto: CryptoProvider, o: RelayOptions): Promise<KeyPair> {
+  if (o.staticKey !== undefined) return keyPairOf(crypto, o.staticKey);
+  if (o.keyFile !== undefined) {
+    const { loadOrCreateKeyFile } = await import("../sys/key_file.ts");
+    const hex = await loadOrCreateKeyFile(o.keyFile, () => toHex(crypto.randomBytes(32)));
+    let bytes: Uint8Array;
+    try {
+      bytes = fromHex(hex);
+    } catch {
+      throw new TypeError(`key file ${o.keyFile} does not hold a hex key`);
+    }
+    return keyPairOf(crypto, bytes);
+  }
+  return await crypto.x25519KeyPair();
+}
+
+async function keyPairOf(crypto: CryptoProvider, privateKey: Uint8Array): Promise<KeyPair> {
+  if (!(privateKey instanceof Uint8Array) || privateKey.length !== 32) {
+    throw new TypeError(`"staticKey" expected 32 bytes`);
+  }
+  return await crypto.x25519KeyPair(privateKey);
+}

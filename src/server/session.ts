@@ -1,0 +1,538 @@
+/**
+ * @module
+ * One session at the relay (docs/PROTOCOL.md §6.4): the producer slot, the consumers (each a
+ * cursor into the ring), the current stream, and the timers for the producer's grace period
+ * and the consumers' wait for a producer. The relay cannot read anything here: it sees the
+ * route id, stream tags, sequence numbers and sealed bytes.
+ */
+
+import { RelayError } from "../errors.ts";
+import {
+  ControlKind,
+  type ControlMessage,
+  LeftReason,
+  type PolicyName,
+  type StreamStart,
+} from "../protocol/control.ts";
+import { DataFlag } from "../protocol/data_frame.ts";
+import { equals } from "../bytes.ts";
+import { Role } from "../protocol/join.ts";
+import { fingerprint, type Logger } from "./log.ts";
+import type { RelayLimits } from "./options.ts";
+import { type Entry, Ring } from "./ring.ts";
+
+/** What a session needs from the connection a subscription lives on. */
+export interface SubscriberConn {
+  /** Connection number for logs. */
+  readonly id: number;
+  /** The connection has something new to send. */
+  wake(): void;
+}
+
+/** A consumer: a cursor into the session's ring. */
+export interface ConsumerSub {
+  readonly conn: SubscriberConn;
+  readonly session: RelaySession;
+  readonly policy: PolicyName;
+  /** Log index of the next entry to send. */
+  cursor: number;
+  /** Seq of the next data frame this consumer expects (for LAGGED). */
+  nextSeq: bigint;
+  /** Relay-local number of the stream whose start this consumer has received (0 = none). */
+  stream: number;
+  /** Removed from the session. */
+  done: boolean;
+}
+
+/** What {@link RelaySession.take} hands a connection to send, in order. */
+export type Outgoing =
+  | { readonly kind: "bytes"; readonly bytes: Uint8Array; readonly frames: number }
+  | { readonly kind: "control"; readonly message: ControlMessage }
+  | { readonly kind: "end"; readonly error?: RelayError };
+
+/** Counters the relay aggregates into `stats()`. */
+export interface SessionCounters {
+  lagged: number;
+  slowDisconnects: number;
+}
+
+interface Stream {
+  readonly id: number;
+  readonly start: StreamStart;
+  ended: boolean;
+}
+
+/** The relay-wide context a session reports to. */
+export interface SessionContext {
+  readonly limits: RelayLimits;
+  readonly log: Logger;
+  readonly counters: SessionCounters;
+  /** Called when the session has neither producer nor consumers nor pending grace. */
+  readonly onIdle: (session: RelaySession) => void;
+}
+
+const STRICTNESS: Record<PolicyName, number> = { drop: 0, disconnect: 1, block: 2 };
+
+/**
+ * The relay's state for one route id.
+ *
+ * @example
+ * ```ts
+ * import { RelaySession } from "./session.ts";
+ * import { Logger } from "./log.ts";
+ * import { DEFAULT_LIMITS } from "./options.ts";
+ * const s = new RelaySession(new Uint8Array(32), new Uint8Array(8), {
+ *   limits: DEFAULT_LIMITS, log: new Logger("off", () => {}),
+ *   counters: { lagged: 0, slowDisconnects: 0 }, onIdle: () => {},
+ * });
+ * s.consumers.size; // 0
+ * ```
+ */
+export class RelaySession {
+  /** The session's route id (Ed25519 public key). */
+  readonly routeId: Uint8Array;
+  /** The 8-byte stream tag. */
+  readonly tag: Uint8Array;
+  /** Route id fingerprint for logs. */
+  readonly name: string;
+  /** The connection holding the producer slot. */
+  producer: SubscriberConn | undefined;
+  /** Joined consumers. */
+  readonly consumers: Set<ConsumerSub> = new Set();
+  readonly #ring = new Ring();
+  readonly #ctx: SessionContext;
+  #stream: Stream | undefined;
+  #streams = 0;
+  #nextSeq = 0n;
+  /** Frames below this seq are duplicates a resuming producer may resend; dropped. */
+  #resumeFloor = 0n;
+  /** Log index of the END frame of the last ended stream. */
+  #endIndex = -1;
+  #blockers = 0;
+  #roomWaiters: (() => void)[] = [];
+  #graceTimer: ReturnType<typeof setTimeout> | undefined;
+  #waitTimer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+
+  /**
+   * @param routeId The route id.
+   * @param tag Its stream tag.
+   * @param ctx Limits, logger, counters, idle callback.
+   */
+  constructor(routeId: Uint8Array, tag: Uint8Array, ctx: SessionContext) {
+    this.routeId = routeId;
+    this.tag = tag;
+    this.name = fingerprint(routeId);
+    this.#ctx = ctx;
+  }
+
+  /** Entries held in the ring. */
+  get ringFrames(): number {
+    return this.#ring.size;
+  }
+
+  /** Log index of the oldest entry held: a cursor below it has been overtaken. */
+  get ringBase(): number {
+    return this.#ring.base;
+  }
+
+  /** Bytes held in the ring. */
+  get ringBytes(): number {
+    return this.#ring.bytes;
+  }
+
+  /** The seq the producer must send next. */
+  get nextSeq(): bigint {
+    return this.#nextSeq;
+  }
+
+  /** The current stream's start, if a stream is live or in its grace period. */
+  get currentStream(): StreamStart | undefined {
+    return this.#stream !== undefined && !this.#stream.ended ? this.#stream.start : undefined;
+  }
+
+  // ---- consumers ----------------------------------------------------------------------
+
+  /**
+   * Adds a consumer at the live head. If a stream is live, the caller sends the returned
+   * STREAM-START (after JOINED) before anything from the ring.
+   * @returns The subscription and the stream start to send first, if any.
+   */
+  addConsumer(
+    conn: SubscriberConn,
+    requested: PolicyName | undefined,
+  ): { sub: ConsumerSub; start: ControlMessage | undefined } {
+    const relayPolicy = this.#ctx.limits.policy;
+    const policy = requested !== undefined && STRICTNESS[requested] > STRICTNESS[relayPolicy]
+      ? requested
+      : relayPolicy;
+    const live = this.#stream !== undefined && !this.#stream.ended ? this.#stream : undefined;
+    const sub: ConsumerSub = {
+      conn,
+      session: this,
+      policy,
+      cursor: this.#ring.end,
+      nextSeq: this.#nextSeq,
+      stream: live?.id ?? 0,
+      done: false,
+    };
+    this.consumers.add(sub);
+    if (policy === "block") this.#blockers++;
+    this.#checkWait();
+    const start = live === undefined ? undefined : {
+      kind: ControlKind.StreamStart,
+      ...live.start,
+      firstSeq: this.#nextSeq,
+    } as const;
+    return { sub, start };
+  }
+
+  /** Removes a consumer (left, disconnected or failed). */
+  removeConsumer(sub: ConsumerSub): void {
+    if (sub.done) return;
+    sub.done = true;
+    this.consumers.delete(sub);
+    if (sub.policy === "block") {
+      this.#blockers--;
+      this.#notifyRoom();
+    }
+    this.#checkWait();
+    this.#maybeIdle();
+  }
+
+  /**
+   * What a consumer's connection should send next: runs of whole frames exactly as
+   * received (contiguous frames of one read chunk merged into one view), and control events.
+   * @param sub The consumer.
+   * @param budget Stop after about this many bytes.
+   * @returns The items, in order; empty when the consumer is caught up.
+   */
+  take(sub: ConsumerSub, budget: number): Outgoing[] {
+    const out: Outgoing[] = [];
+    if (sub.done) return out;
+    const ring = this.#ring;
+    if (sub.cursor < ring.base) {
+      if (sub.policy === "disconnect") {
+        this.#ctx.counters.slowDisconnects++;
+        return [{ kind: "end", error: slowConsumer() }];
+      }
+      this.#skipAhead(sub, out);
+    }
+    let run: Uint8Array | undefined;
+    let frames = 0;
+    let bytes = 0;
+    const flush = () => {
+      if (run !== undefined) out.push({ kind: "bytes", bytes: run, frames });
+      run = undefined;
+      frames = 0;
+    };
+    while (sub.cursor < ring.end && bytes < budget) {
+      const e = ring.at(sub.cursor)!;
+      sub.cursor++;
+      if (e.kind === "data") {
+        if (e.stream !== sub.stream) continue; // a stream this consumer never started
+        bytes += e.bytes.length;
+        sub.nextSeq = e.seq + 1n;
+        if (
+          run !== undefined && run.buffer === e.bytes.buffer &&
+          run.byteOffset + run.byteLength === e.bytes.byteOffset
+        ) {
+          run = new Uint8Array(run.buffer, run.byteOffset, run.byteLength + e.bytes.byteLength);
+          frames++;
+        } else {
+          flush();
+          run = e.bytes;
+          frames = 1;
+        }
+        continue;
+      }
+      flush();
+      const m = e.message;
+      if (m.kind === ControlKind.StreamStart) {
+        sub.stream = e.stream;
+        sub.nextSeq = m.firstSeq;
+      } else if (e.stream !== sub.stream && m.kind === ControlKind.ProducerLeft) {
+        continue; // about a stream this consumer is not following
+      }
+      out.push({ kind: "control", message: m });
+      if (e.terminal === true) {
+        out.push({ kind: "end" });
+        break;
+      }
+    }
+    flush();
+    if (sub.policy === "block" && out.length > 0) this.#notifyRoom();
+    return out;
+  }
+
+  /** Policy `drop`: jump to the live head and say what was skipped. */
+  #skipAhead(sub: ConsumerSub, out: Outgoing[]): void {
+    this.#ctx.counters.lagged++;
+    const s = this.#stream;
+    if (s !== undefined && s.id === sub.stream && s.ended && this.#endIndex >= this.#ring.base) {
+      // Keep the END frame deliverable: resume at it rather than past it.
+      const end = this.#ring.at(this.#endIndex)! as Extract<Entry, { kind: "data" }>;
+      out.push({ kind: "control", message: lagged(this.tag, sub.nextSeq, end.seq) });
+      sub.cursor = this.#endIndex;
+      sub.nextSeq = end.seq;
+      return;
+    }
+    sub.cursor = this.#ring.end;
+    if (s !== undefined && !s.ended && s.id !== sub.stream) {
+      out.push({
+        kind: "control",
+        message: { kind: ControlKind.StreamStart, ...s.start, firstSeq: this.#nextSeq },
+      });
+      sub.stream = s.id;
+    } else if (s !== undefined && s.id === sub.stream && this.#nextSeq > sub.nextSeq) {
+      out.push({ kind: "control", message: lagged(this.tag, sub.nextSeq, this.#nextSeq) });
+    }
+    sub.nextSeq = this.#nextSeq;
+  }
+
+  // ---- producer -----------------------------------------------------------------------
+
+  /**
+   * Claims the producer slot.
+   * @throws {RelayError} `producer-exists` when taken.
+   */
+  setProducer(conn: SubscriberConn): void {
+    if (this.producer !== undefined) {
+      throw new RelayError("producer-exists", "this session already has a producer");
+    }
+    this.producer = conn;
+    this.#checkWait();
+  }
+
+  /**
+   * Starts (or resumes) a stream announced by the producer, whose signature the caller
+   * verified.
+   * @throws {RelayError} `protocol-error` for an impossible first seq.
+   */
+  startStream(start: StreamStart): void {
+    const s = this.#stream;
+    if (s !== undefined && equals(s.start.epoch, start.epoch)) {
+      // The same producer stream resuming after a reconnect (within the grace period).
+      if (s.ended || start.firstSeq > this.#nextSeq) {
+        throw new RelayError("protocol-error", "stream cannot resume at that seq");
+      }
+      this.#resumeFloor = this.#nextSeq;
+      this.#clearGrace();
+      this.#ctx.log.info("stream.resume", { route: this.name, seq: this.#nextSeq });
+      return;
+    }
+    if (start.firstSeq !== 0n) {
+      throw new RelayError("protocol-error", "a new stream must start at seq 0");
+    }
+    if (s !== undefined && !s.ended) {
+      // The previous stream was cut (its producer vanished and a new one started).
+      this.#push({
+        kind: "event",
+        stream: s.id,
+        message: { kind: ControlKind.ProducerLeft, tag: this.tag, reason: LeftReason.Gone },
+      });
+    }
+    this.#clearGrace();
+    const id = ++this.#streams;
+    this.#stream = { id, start: { ...start, tag: this.tag }, ended: false };
+    this.#nextSeq = 0n;
+    this.#resumeFloor = 0n;
+    this.#push({
+      kind: "event",
+      stream: id,
+      message: { kind: ControlKind.StreamStart, ...start, tag: this.tag },
+    });
+    this.#ctx.log.info("stream.start", { route: this.name, stream: id });
+    this.#checkWait();
+  }
+
+  /**
+   * Whether the ring can take a frame of `size` bytes now; evicts what it may. Under the
+   * `block` policy an entry some blocking consumer still needs is never evicted.
+   */
+  hasRoom(size: number): boolean {
+    const { ringFrames, ringBytes } = this.#ctx.limits;
+    const ring = this.#ring;
+    while (ring.size >= ringFrames || (ring.size > 0 && ring.bytes + size > ringBytes)) {
+      if (this.#blockers > 0 && this.#minBlockCursor() <= ring.base) return false;
+      ring.shift();
+    }
+    return true;
+  }
+
+  /** Resolves when a blocking consumer advanced or left. */
+  roomChanged(): Promise<void> {
+    return new Promise((resolve) => this.#roomWaiters.push(resolve));
+  }
+
+  /**
+   * Appends one data frame from the producer, after {@link hasRoom} said yes.
+   * @param bytes The whole frame as received.
+   * @param seq Its seq.
+   * @param flags Its flags.
+   * @returns Whether the frame was appended (`false`: a resent duplicate, dropped).
+   * @throws {RelayError} `protocol-error` on a wrong seq or data outside a stream.
+   */
+  appendData(bytes: Uint8Array, seq: bigint, flags: number): boolean {
+    const s = this.#stream;
+    if (s === undefined || s.ended) {
+      throw new RelayError("protocol-error", "data frame outside a stream");
+    }
+    if (seq !== this.#nextSeq) {
+      if (seq < this.#resumeFloor) return false;
+      throw new RelayError(
+        "protocol-error",
+        `data frame seq ${seq}, expected ${this.#nextSeq}`,
+      );
+    }
+    this.#nextSeq = seq + 1n;
+    const index = this.#push({ kind: "data", bytes, seq, stream: s.id });
+    if ((flags & DataFlag.End) !== 0) {
+      s.ended = true;
+      this.#endIndex = index;
+      this.#ctx.log.info("stream.end", { route: this.name, stream: s.id, frames: this.#nextSeq });
+    }
+    return true;
+  }
+
+  /** Whether the current stream has ended (END seen). */
+  get ended(): boolean {
+    return this.#stream?.ended ?? false;
+  }
+
+  /**
+   * The producer's connection is gone or it left.
+   * @param clean Whether its stream ended with END (no grace, no PRODUCER-LEFT).
+   */
+  releaseProducer(clean: boolean): void {
+    this.producer = undefined;
+    const s = this.#stream;
+    if (!clean && s !== undefined && !s.ended) {
+      this.#push({
+        kind: "event",
+        stream: s.id,
+        message: { kind: ControlKind.ProducerLeft, tag: this.tag, reason: LeftReason.Lost },
+      });
+      this.#ctx.log.info("producer.lost", {
+        route: this.name,
+        graceMs: this.#ctx.limits.producerGraceMs,
+      });
+      this.#clearGrace();
+      this.#graceTimer = setTimeout(() => this.#graceExpired(), this.#ctx.limits.producerGraceMs);
+    }
+    this.#notifyRoom();
+    this.#checkWait();
+    this.#maybeIdle();
+  }
+
+  #graceExpired(): void {
+    this.#graceTimer = undefined;
+    const s = this.#stream;
+    if (this.producer !== undefined || s === undefined || s.ended) return;
+    s.ended = true;
+    this.#push({
+      kind: "event",
+      stream: s.id,
+      message: { kind: ControlKind.ProducerLeft, tag: this.tag, reason: LeftReason.Gone },
+    });
+    this.#ctx.log.info("producer.gone", { route: this.name });
+    this.#checkWait();
+    this.#maybeIdle();
+  }
+
+  // ---- internals ----------------------------------------------------------------------
+
+  #push(entry: Entry): number {
+    const index = this.#ring.push(entry);
+    if (entry.kind === "event") {
+      // Events are small and must never be lost: evict data around them instead.
+      const { ringFrames } = this.#ctx.limits;
+      while (this.#ring.size > ringFrames + 8) {
+        if (this.#blockers > 0 && this.#minBlockCursor() <= this.#ring.base) break;
+        this.#ring.shift();
+      }
+    }
+    for (const c of this.consumers) c.conn.wake();
+    return index;
+  }
+
+  #minBlockCursor(): number {
+    let min = Infinity;
+    for (const c of this.consumers) if (c.policy === "block" && c.cursor < min) min = c.cursor;
+    return min;
+  }
+
+  #notifyRoom(): void {
+    const waiters = this.#roomWaiters;
+    if (waiters.length === 0) return;
+    this.#roomWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  #clearGrace(): void {
+    if (this.#graceTimer !== undefined) clearTimeout(this.#graceTimer);
+    this.#graceTimer = undefined;
+  }
+
+  /** Consumers waiting with no producer in sight get a bounded wait. */
+  #checkWait(): void {
+    const waiting = this.producer === undefined && this.#graceTimer === undefined &&
+      this.consumers.size > 0 && this.#ctx.limits.waitForProducerMs > 0;
+    if (!waiting) {
+      if (this.#waitTimer !== undefined) clearTimeout(this.#waitTimer);
+      this.#waitTimer = undefined;
+      return;
+    }
+    if (this.#waitTimer !== undefined) return;
+    this.#waitTimer = setTimeout(() => {
+      this.#waitTimer = undefined;
+      if (this.producer !== undefined || this.consumers.size === 0) return;
+      const seconds = this.#ctx.limits.waitForProducerMs / 1000;
+      this.#ctx.log.info("session.wait_timeout", {
+        route: this.name,
+        consumers: this.consumers.size,
+      });
+      this.#ring.push({
+        kind: "event",
+        stream: -1,
+        terminal: true,
+        message: {
+          kind: ControlKind.Error,
+          code: "timeout",
+          tag: this.tag,
+          role: Role.Consumer,
+          message: `no producer joined within ${seconds} s`,
+        },
+      });
+      // Every consumer receives it, whatever stream it follows.
+      for (const c of this.consumers) c.conn.wake();
+    }, this.#ctx.limits.waitForProducerMs);
+  }
+
+  #maybeIdle(): void {
+    if (
+      !this.#closed && this.producer === undefined && this.consumers.size === 0 &&
+      this.#graceTimer === undefined
+    ) {
+      this.close();
+      this.#ctx.onIdle(this);
+    }
+  }
+
+  /** Stops the timers (relay shutdown or session idle). */
+  close(): void {
+    this.#closed = true;
+    this.#clearGrace();
+    if (this.#waitTimer !== undefined) clearTimeout(this.#waitTimer);
+    this.#waitTimer = undefined;
+    this.#notifyRoom();
+  }
+}
+
+function lagged(tag: Uint8Array, from: bigint, to: bigint): ControlMessage {
+  return { kind: ControlKind.Lagged, tag, from, to };
+}
+
+function slowConsumer(): RelayError {
+  return new RelayError("slow-consumer", "consumer fell a full ring behind (policy disconnect)");
+}

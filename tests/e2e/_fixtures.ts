@@ -1,0 +1,144 @@
+/**
+ * @module
+ * End-to-end fixtures: relays on every transport and address kind, a tapping transport that
+ * watches the relay's traffic for plaintext, and cheap deterministic message payloads.
+ */
+
+import { Buffer } from "node:buffer";
+import { RelayServer } from "../../src/server/relay.ts";
+import type { RelayOptions } from "../../src/server/options.ts";
+import type { Addr, Conn, Listener, Transport } from "../../src/transport/types.ts";
+import { addrKinds, availableTransports } from "../_helpers.ts";
+
+/** One transport × address kind combination. */
+export interface Setup {
+  readonly name: string;
+  readonly transport: Transport;
+  readonly addr: () => Addr;
+}
+
+/** Every transport available here × TCP and Unix sockets. */
+export function setups(): Setup[] {
+  return availableTransports().flatMap((transport) =>
+    addrKinds().map((k) => ({ name: `${transport.name}/${k.name}`, transport, addr: k.make }))
+  );
+}
+
+/** Starts a quiet relay on a setup. */
+export function relayOn(setup: Setup, options: RelayOptions = {}): Promise<RelayServer> {
+  return RelayServer.listen({
+    transport: setup.transport,
+    addr: setup.addr(),
+    logLevel: "off",
+    ...options,
+  });
+}
+
+/**
+ * Wraps a transport so every byte the relay reads or writes is shown to `see` (with the
+ * connection's running offset), without copying.
+ */
+export function tapTransport(inner: Transport, see: (chunk: Uint8Array) => void): Transport {
+  const wrap = (conn: Conn): Conn => ({
+    get localAddr() {
+      return conn.localAddr;
+    },
+    get remoteAddr() {
+      return conn.remoteAddr;
+    },
+    get writableLength() {
+      return conn.writableLength;
+    },
+    get closed() {
+      return conn.closed;
+    },
+    async read() {
+      const c = await conn.read();
+      if (c !== null) see(c);
+      return c;
+    },
+    write(data) {
+      see(data);
+      return conn.write(data);
+    },
+    closeWrite: () => conn.closeWrite(),
+    close: () => conn.close(),
+    setNoDelay: (b) => conn.setNoDelay(b),
+  });
+  return {
+    name: `tap(${inner.name})`,
+    async listen(addr, options) {
+      const l = await inner.listen(addr, options);
+      const listener: Listener = {
+        get addr() {
+          return l.addr;
+        },
+        async accept() {
+          const c = await l.accept();
+          return c === null ? null : wrap(c);
+        },
+        close: () => l.close(),
+        async *[Symbol.asyncIterator]() {
+          for (let c = await listener.accept(); c !== null; c = await listener.accept()) yield c;
+        },
+      };
+      return listener;
+    },
+    connect: (addr, options) => inner.connect(addr, options),
+  };
+}
+
+/** Counts occurrences of `needle` across a stream of chunks (handles splits). */
+export class Finder {
+  #tail: Uint8Array = new Uint8Array(0);
+  /** Matches seen. */
+  hits = 0;
+  /** Bytes scanned. */
+  scanned = 0;
+  readonly #needle: Buffer;
+
+  constructor(needle: Uint8Array) {
+    this.#needle = Buffer.from(needle);
+  }
+
+  push(chunk: Uint8Array): void {
+    this.scanned += chunk.length;
+    const joined = Buffer.concat([this.#tail, chunk]);
+    for (let i = joined.indexOf(this.#needle); i >= 0; i = joined.indexOf(this.#needle, i + 1)) {
+      this.hits++;
+    }
+    this.#tail = joined.subarray(Math.max(0, joined.length - this.#needle.length + 1));
+  }
+}
+
+/**
+ * A pool of random bytes with `marker` planted every 4 KiB: messages are views into it, so
+ * thousands of large messages cost no memory, and most of them carry the marker.
+ */
+export function payloadPool(marker: Uint8Array, size: number = 1 << 20): Uint8Array {
+  const pool = new Uint8Array(size + 256 * 1024);
+  for (let off = 0; off < pool.length; off += 65536) {
+    globalThis.crypto.getRandomValues(pool.subarray(off, Math.min(off + 65536, pool.length)));
+  }
+  for (let off = 0; off + marker.length <= pool.length; off += 4096) pool.set(marker, off);
+  return pool;
+}
+
+/** Byte equality via the native comparison. */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
+    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+  );
+}
+
+/** A deterministic PRNG (mulberry32) so failures reproduce from the printed seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
