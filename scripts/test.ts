@@ -65,7 +65,7 @@ const RUNNERS: Record<string, { cmd: () => string[]; parse: (out: string) => [nu
     parse: (o) => [num(/\|\s*(\d+) passed/, o), num(/\|\s*(\d+) failed/, o)],
   },
   bun: {
-    cmd: () => [bin("bun"), "test", "./tests/"],
+    cmd: () => [bin("bun"), "test", "--timeout", "120000", "./tests/"],
     parse: (o) => [num(/^\s*(\d+) pass$/m, o), num(/^\s*(\d+) fail$/m, o)],
   },
   node: {

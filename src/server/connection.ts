@@ -68,6 +68,11 @@ const PRE_JOIN_MAX = MAX_NOISE_MESSAGE;
 const TAKE_BUDGET = 256 * 1024;
 /** Failed joins tolerated per connection before it is closed. */
 const MAX_FAILED_JOINS = 8;
+/**
+ * How long a disconnected slow consumer gets to read what is queued, so that the ERROR
+ * telling it why arrives behind the data it has not read yet (ms).
+ */
+export const SLOW_DRAIN_MS = 5000;
 /** How long ACKs may be held back to be coalesced (ms). */
 const ACK_DELAY = 20;
 
@@ -184,6 +189,7 @@ export class ServerConnection implements SubscriberConn {
     const { log, limits } = this.#ctx;
     log.debug("conn.open", { conn: this.id, remote: this.#remote });
     let reason: RelayError | undefined;
+    let pump: Promise<void> | undefined;
     const hsTimer = setTimeout(() => {
       if (this.#send === undefined) {
         this.#ctx.stats.handshakeFailures++;
@@ -199,10 +205,9 @@ export class ServerConnection implements SubscriberConn {
         return;
       }
       log.info("conn.ready", { conn: this.id, remote: this.#remote });
-      const pump = this.#pump();
+      pump = this.#pump();
       await this.#readLoop();
       if (!this.#closing) this.shutdown(undefined, 1000);
-      await pump;
     } catch (e) {
       reason = e instanceof RelayError ? e : new RelayError("protocol-error", String(e));
       if (this.#send === undefined && refuse === undefined) this.#ctx.stats.handshakeFailures++;
@@ -221,7 +226,13 @@ export class ServerConnection implements SubscriberConn {
     } finally {
       clearTimeout(hsTimer);
       if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
+      // Producers start their grace period and consumers leave now, not after the drain.
       this.#release();
+      // The pump sends the final CLOSE/ERROR and half-closes, or gives up when the drain
+      // timer fires; then the client closes its side (or the timer does it for it). Closing
+      // before that could discard the very message that says why.
+      if (pump !== undefined) await pump;
+      await this.#discardUntilEnd();
       this.#destroy();
       await this.#conn.closed;
       log.info("conn.close", { conn: this.id, remote: this.#remote, code: reason?.code });
@@ -307,6 +318,17 @@ export class ServerConnection implements SubscriberConn {
           throw new RelayError("protocol-error", `unexpected frame type ${frame.type}`);
         }
       }
+    }
+  }
+
+  /** After the goodbye: read and drop whatever still comes until the peer closes. */
+  async #discardUntilEnd(): Promise<void> {
+    try {
+      while (!this.#closed && await this.#conn.read() !== null) {
+        // Dropped: this connection is over.
+      }
+    } catch {
+      // Closed by the drain timer or reset by the peer: either way, done.
     }
   }
 
@@ -491,7 +513,6 @@ export class ServerConnection implements SubscriberConn {
           await this.#writeControl(next.message);
           if (next.close === true) {
             await this.#conn.closeWrite().catch(() => {});
-            this.#destroy();
             return;
           }
           continue;
@@ -517,7 +538,7 @@ export class ServerConnection implements SubscriberConn {
                     route: sub.session.name,
                     code: item.error.code,
                   });
-                  this.shutdown(item.error, 200);
+                  this.shutdown(item.error, SLOW_DRAIN_MS);
                 }
               }
             }

@@ -12,7 +12,7 @@ import type { CryptoProvider, KeyPair } from "../crypto/types.ts";
 import { RelayError } from "../errors.ts";
 import { defaultTransport } from "../transport/default.ts";
 import type { Addr, Listener } from "../transport/types.ts";
-import { type ConnCounters, ServerConnection } from "./connection.ts";
+import { type ConnCounters, ServerConnection, SLOW_DRAIN_MS } from "./connection.ts";
 import { Logger } from "./log.ts";
 import { DEFAULT_PORT, type RelayLimits, type RelayOptions, resolveLimits } from "./options.ts";
 import { RelaySession, type SessionCounters } from "./session.ts";
@@ -275,7 +275,7 @@ export class RelayServer {
           });
           c.shutdown(
             new RelayError("slow-consumer", "consumer fell a full ring behind (policy disconnect)"),
-            200,
+            SLOW_DRAIN_MS,
           );
           break;
         }
