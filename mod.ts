@@ -57,7 +57,9 @@ export { DEFAULT_LIMITS, DEFAULT_PORT } from "./src/server/options.ts";
 export type { RelayLimits, RelayOptions } from "./src/server/options.ts";
 export type { LogLevel, LogSink } from "./src/server/log.ts";
 export { RelayConnection } from "./src/client/connection.ts";
-export type { ConnectOptions } from "./src/client/connection.ts";
+export type { ConnectOptions, Subscriber } from "./src/client/connection.ts";
+export type { EventHandler } from "./src/client/_emitter.ts";
+export type { Frame } from "./src/protocol/framer.ts";
 export { Producer } from "./src/client/producer.ts";
 export type { ProducerEvents, ProducerOptions } from "./src/client/producer.ts";
 export { Consumer } from "./src/client/consumer.ts";
@@ -65,5 +67,14 @@ export type { ConsumerEvents, ConsumerOptions, StreamInfo } from "./src/client/c
 export { bytesCodec, jsonCodec, textCodec } from "./src/client/codec.ts";
 export type { Codec } from "./src/client/codec.ts";
 export { Session } from "./src/protocol/session.ts";
-export type { PolicyName } from "./src/protocol/control.ts";
+export type { SessionKeys } from "./src/protocol/session.ts";
+export { Role } from "./src/protocol/join.ts";
+export { ControlKind, Policy } from "./src/protocol/control.ts";
+export type {
+  ControlMessage,
+  JoinOptions,
+  PolicyName,
+  RelayHello,
+  StreamStart,
+} from "./src/protocol/control.ts";
 export { parseAddr } from "./src/transport/addr.ts";

@@ -5,18 +5,18 @@
  */
 
 /** A listener of one event payload type. */
-export type Listener<T> = (payload: T) => void;
+export type EventHandler<T> = (payload: T) => void;
 
 /** Typed emitter over an event map. */
 export class Emitter<E> {
-  readonly #listeners = new Map<keyof E, Set<Listener<never>>>();
+  readonly #listeners = new Map<keyof E, Set<EventHandler<never>>>();
 
   /** Adds a listener; returns a function that removes it. */
-  on<K extends keyof E>(event: K, listener: Listener<E[K]>): () => void {
+  on<K extends keyof E>(event: K, listener: EventHandler<E[K]>): () => void {
     let set = this.#listeners.get(event);
     if (set === undefined) this.#listeners.set(event, set = new Set());
-    set.add(listener as Listener<never>);
-    return () => set.delete(listener as Listener<never>);
+    set.add(listener as EventHandler<never>);
+    return () => set.delete(listener as EventHandler<never>);
   }
 
   /** Calls every listener of `event`. */
@@ -25,7 +25,7 @@ export class Emitter<E> {
     if (set === undefined) return;
     for (const l of set) {
       try {
-        (l as Listener<E[K]>)(payload);
+        (l as EventHandler<E[K]>)(payload);
       } catch (e) {
         // A listener bug must not break the stream; it still gets reported.
         console.error("hydra: event listener threw", e);

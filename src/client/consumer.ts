@@ -30,7 +30,7 @@ import {
   type Subscriber,
   withOwnConnection,
 } from "./connection.ts";
-import { Emitter, type Listener } from "./_emitter.ts";
+import { Emitter, type EventHandler } from "./_emitter.ts";
 
 /** Options of a consumer. */
 export interface ConsumerOptions<T = Uint8Array> extends ConnectOptions {
@@ -189,7 +189,10 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
    * Subscribes to an event.
    * @returns A function that unsubscribes.
    */
-  on<K extends keyof ConsumerEvents>(event: K, listener: Listener<ConsumerEvents[K]>): () => void {
+  on<K extends keyof ConsumerEvents>(
+    event: K,
+    listener: EventHandler<ConsumerEvents[K]>,
+  ): () => void {
     return this.#events.on(event, listener);
   }
 

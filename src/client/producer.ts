@@ -23,7 +23,7 @@ import {
   type Subscriber,
   withOwnConnection,
 } from "./connection.ts";
-import { Emitter, type Listener } from "./_emitter.ts";
+import { Emitter, type EventHandler } from "./_emitter.ts";
 
 /** Options of a producer. */
 export interface ProducerOptions<T = Uint8Array> extends ConnectOptions {
@@ -206,7 +206,10 @@ export class Producer<T = Uint8Array> {
    * Subscribes to an event.
    * @returns A function that unsubscribes.
    */
-  on<K extends keyof ProducerEvents>(event: K, listener: Listener<ProducerEvents[K]>): () => void {
+  on<K extends keyof ProducerEvents>(
+    event: K,
+    listener: EventHandler<ProducerEvents[K]>,
+  ): () => void {
     return this.#events.on(event, listener);
   }
 

@@ -51,6 +51,7 @@ export class Session {
   readonly #key: Uint8Array;
 
   /**
+   * Wraps existing bytes (e.g. hydra-sync's id and key); the arrays are copied.
    * @param id 64-byte session id.
    * @param key 32-byte session key.
    * @throws {TypeError} on wrong lengths.

@@ -61,16 +61,27 @@ export const DEFAULT_PORT = 7447;
 
 /** The numeric limits after defaults were applied. */
 export interface RelayLimits {
+  /** Open connections at most. */
   readonly maxConnections: number;
+  /** Largest data frame body (bytes). */
   readonly maxFrameBytes: number;
+  /** Ring capacity per session (frames). */
   readonly ringFrames: number;
+  /** Ring capacity per session (bytes). */
   readonly ringBytes: number;
+  /** Default slow-consumer policy. */
   readonly policy: PolicyName;
+  /** Joins per connection at most. */
   readonly maxSessionsPerConnection: number;
+  /** Handshake deadline (ms). */
   readonly handshakeTimeoutMs: number;
+  /** Client ping interval (ms). */
   readonly heartbeatMs: number;
+  /** Silence after which a connection is closed (ms). */
   readonly idleTimeoutMs: number;
+  /** Consumers' wait for a producer (ms, 0 = forever). */
   readonly waitForProducerMs: number;
+  /** Grace period after a producer's abrupt loss (ms). */
   readonly producerGraceMs: number;
 }
 
