@@ -78,3 +78,11 @@ export type {
   StreamStart,
 } from "./src/protocol/control.ts";
 export { parseAddr } from "./src/transport/addr.ts";
+
+// `deno run -A jsr:@hydra/relay [command]` and `bun mod.ts [command]`: the CLI, serving by
+// default. Nothing runs when this module is imported.
+if ((import.meta as { main?: boolean }).main === true) {
+  const { main } = await import("./src/cli/main.ts");
+  const process = (await import("node:process")).default;
+  process.exit(await main(process.argv.slice(2)));
+}

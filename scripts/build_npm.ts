@@ -12,7 +12,7 @@
  */
 
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -107,6 +107,7 @@ function main(): void {
     engines: pkg.engines ?? { node: ">=20" },
     exports,
     main: exports["."]?.default,
+    bin: { "hydra-relay": "./src/cli/bin.js" },
     types: exports["."]?.types,
     files: ["mod.js", "mod.d.ts", "src/", "README.md", "LICENSE"],
     sideEffects: false,
@@ -114,6 +115,7 @@ function main(): void {
   };
   writeFileSync(join(out, "package.json"), JSON.stringify(npmPkg, null, 2) + "\n");
   for (const f of ["README.md", "LICENSE"]) copyFileSync(join(root, f), join(out, f));
+  chmodSync(join(out, npmPkg.bin["hydra-relay"]), 0o755);
 
   const diffs = exportDiffs(deno.exports, npmPkg.exports);
   for (const entry of Object.values(npmPkg.exports)) {

@@ -1,0 +1,377 @@
+/**
+ * @module
+ * The `hydra-relay` command: `serve` (default), `keygen`, `pub`, `sub`. It runs unchanged on
+ * Deno, Bun and Node through `node:process` and `node:fs`, which all three provide. User
+ * mistakes print one sentence and exit 2; failures at run time print one sentence and exit 1;
+ * no stack traces for either.
+ */
+
+import { createWriteStream } from "node:fs";
+import process from "node:process";
+import { Consumer } from "../client/consumer.ts";
+import { Producer } from "../client/producer.ts";
+import { RelayError } from "../errors.ts";
+import { Session } from "../protocol/session.ts";
+import { parseLogLevel } from "../server/log.ts";
+import { DEFAULT_LIMITS, DEFAULT_PORT, type RelayOptions } from "../server/options.ts";
+import { RelayServer } from "../server/relay.ts";
+import type { PolicyName } from "../protocol/control.ts";
+import { parseAddr } from "../transport/addr.ts";
+import { type FlagSpec, formatFlags, intFlag, parseFlags, UsageError } from "./args.ts";
+
+const HELP = { name: "help", boolean: true, help: "show this help" } as const;
+
+const SERVE_FLAGS: FlagSpec[] = [
+  { name: "host", env: "HYDRA_HOST", default: "127.0.0.1", value: "HOST", help: "address to bind" },
+  { name: "port", env: "HYDRA_PORT", default: String(DEFAULT_PORT), value: "N", help: "TCP port" },
+  { name: "unix", env: "HYDRA_UNIX", value: "PATH", help: "listen on a Unix socket instead" },
+  {
+    name: "key-file",
+    env: "HYDRA_KEY_FILE",
+    default: "hydra-relay.key",
+    value: "PATH",
+    help: "relay static key, created (mode 0600) if missing",
+  },
+  { name: "ephemeral", boolean: true, help: "use a fresh key, no key file" },
+  {
+    name: "policy",
+    env: "HYDRA_POLICY",
+    default: DEFAULT_LIMITS.policy,
+    value: "P",
+    help: "slow consumers: disconnect | drop | block",
+  },
+  {
+    name: "max-connections",
+    env: "HYDRA_MAX_CONNECTIONS",
+    value: "N",
+    help: `connection cap (default ${DEFAULT_LIMITS.maxConnections})`,
+  },
+  {
+    name: "max-frame",
+    env: "HYDRA_MAX_FRAME",
+    value: "BYTES",
+    help: "largest frame, e.g. 4MiB (default 4MiB)",
+  },
+  {
+    name: "ring-frames",
+    env: "HYDRA_RING_FRAMES",
+    value: "N",
+    help: `ring capacity per session (default ${DEFAULT_LIMITS.ringFrames})`,
+  },
+  {
+    name: "ring-bytes",
+    env: "HYDRA_RING_BYTES",
+    value: "BYTES",
+    help: "ring bytes per session (default 16MiB)",
+  },
+  {
+    name: "heartbeat",
+    env: "HYDRA_HEARTBEAT_MS",
+    value: "MS",
+    help: "client ping interval (default 10000)",
+  },
+  {
+    name: "idle-timeout",
+    env: "HYDRA_IDLE_TIMEOUT_MS",
+    value: "MS",
+    help: "close silent connections (default 30000)",
+  },
+  {
+    name: "wait-for-producer",
+    env: "HYDRA_WAIT_MS",
+    value: "MS",
+    help: "consumer wait, 0 = forever (default 60000)",
+  },
+  {
+    name: "producer-grace",
+    env: "HYDRA_GRACE_MS",
+    value: "MS",
+    help: "resume window after producer loss (default 5000)",
+  },
+  {
+    name: "log-level",
+    env: "LOG_LEVEL",
+    default: "info",
+    value: "LEVEL",
+    help: "error | warn | info | debug | off",
+  },
+  { name: "log-file", env: "LOG_FILE", value: "PATH", help: "append logs there instead of stderr" },
+  HELP,
+];
+
+const CLIENT_FLAGS: FlagSpec[] = [
+  {
+    name: "relay",
+    env: "HYDRA_RELAY",
+    default: `127.0.0.1:${DEFAULT_PORT}`,
+    value: "ADDR",
+    help: "relay address, host:port or unix:/path",
+  },
+  {
+    name: "token",
+    env: "HYDRA_TOKEN",
+    value: "TOKEN",
+    help: "session token from `hydra-relay keygen`",
+  },
+  {
+    name: "relay-key",
+    env: "HYDRA_RELAY_KEY",
+    value: "HEX",
+    help: "refuse a relay whose key differs",
+  },
+  {
+    name: "mode",
+    default: "line",
+    value: "MODE",
+    help: "line: one message per line; raw: bytes as they come",
+  },
+  HELP,
+];
+
+const COMMANDS = `Usage: hydra-relay <command> [options]
+
+Commands:
+  serve    run a relay (the default command)
+  keygen   print a new session token
+  pub      send stdin to a session
+  sub      print a session's messages to stdout
+
+Run "hydra-relay <command> --help" for a command's options.`;
+
+const USAGE: Record<string, [string, FlagSpec[]]> = {
+  serve: ["Usage: hydra-relay serve [options]\n\nRuns an end-to-end encrypted relay.", SERVE_FLAGS],
+  keygen: [
+    "Usage: hydra-relay keygen\n\nPrints a new session token (a secret: share it only with your producer and consumers).",
+    [HELP],
+  ],
+  pub: [
+    "Usage: hydra-relay pub --token TOKEN [options] < input\n\nSends stdin to every consumer of the session; ends the stream at EOF.",
+    CLIENT_FLAGS,
+  ],
+  sub: [
+    "Usage: hydra-relay sub --token TOKEN [options] > output\n\nWrites the session's messages to stdout until the producer ends the stream.",
+    CLIENT_FLAGS,
+  ],
+};
+
+/**
+ * Runs the CLI.
+ * @param argv Arguments after the program name.
+ * @returns The exit status.
+ * @example
+ * ```ts ignore
+ * import { main } from "./main.ts";
+ * process.exitCode = await main(["keygen"]);
+ * ```
+ */
+export async function main(argv: readonly string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  const command = first === undefined || first.startsWith("-") ? "serve" : first;
+  const args = command === first ? rest : argv;
+  try {
+    if (command === "help" || command === "--help") {
+      out(COMMANDS + "\n");
+      return 0;
+    }
+    const usage = USAGE[command];
+    if (usage === undefined) throw new UsageError(`unknown command "${command}"\n\n${COMMANDS}`);
+    const { flags, rest: positional } = parseFlags(args, usage[1], process.env);
+    if (flags.help !== undefined) {
+      out(`${usage[0]}\n\nOptions:\n${formatFlags(usage[1])}\n`);
+      return 0;
+    }
+    if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
+    switch (command) {
+      case "keygen":
+        out(Session.generate().token() + "\n");
+        return 0;
+      case "serve":
+        return await serve(flags);
+      case "pub":
+        return await pub(flags);
+      default:
+        return await sub(flags);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`hydra-relay: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof RelayError || e instanceof TypeError || e instanceof RangeError) {
+      process.stderr.write(`hydra-relay: ${e.message}${hint(e)}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+function out(text: string): void {
+  process.stdout.write(text);
+}
+
+function hint(e: Error): string {
+  if (!(e instanceof RelayError)) return "";
+  switch (e.code) {
+    case "connect-failed":
+      return " — is a relay running there? (start one with: hydra-relay serve)";
+    case "addr-in-use":
+      return " — pick another --port, or stop the other process";
+    case "relay-key-mismatch":
+      return " — check --relay-key, or the address";
+    case "auth-failed":
+      return " — check the session token";
+    default:
+      return "";
+  }
+}
+
+async function serve(flags: Record<string, string | undefined>): Promise<number> {
+  const level = parseLogLevel(flags["log-level"]);
+  if (level === undefined) {
+    throw new UsageError(
+      `--log-level must be error, warn, info, debug or off, got "${flags["log-level"]}"`,
+    );
+  }
+  const policy = flags.policy as PolicyName;
+  if (!["disconnect", "drop", "block"].includes(policy)) {
+    throw new UsageError(`--policy must be disconnect, drop or block, got "${policy}"`);
+  }
+  let sink = (line: string) => void process.stderr.write(line + "\n");
+  if (flags["log-file"] !== undefined) {
+    const file = createWriteStream(flags["log-file"], { flags: "a", mode: 0o640 });
+    file.on("error", (e) => process.stderr.write(`hydra-relay: log file: ${e.message}\n`));
+    sink = (line) => void file.write(line + "\n");
+  }
+  const num = (name: string) => intFlag(flags, name);
+  const options: RelayOptions = {
+    ...(flags.unix !== undefined
+      ? { path: flags.unix }
+      : { hostname: flags.host!, port: num("port")! }),
+    ...(flags.ephemeral === undefined ? { keyFile: flags["key-file"]! } : {}),
+    policy,
+    logLevel: level,
+    logSink: sink,
+    ...defined({
+      maxConnections: num("max-connections"),
+      maxFrameBytes: num("max-frame"),
+      ringFrames: num("ring-frames"),
+      ringBytes: num("ring-bytes"),
+      heartbeatMs: num("heartbeat"),
+      idleTimeoutMs: num("idle-timeout"),
+      waitForProducerMs: num("wait-for-producer"),
+      producerGraceMs: num("producer-grace"),
+    }),
+  };
+  // Handlers first: a signal that arrives right after the banner must already be ours
+  // (Deno installs signal listeners asynchronously).
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  await new Promise((r) => setTimeout(r, 0));
+  const relay = await RelayServer.listen(options);
+  const a = relay.addr;
+  const where = a.kind === "tcp" ? `${a.hostname}:${a.port}` : `unix:${a.path}`;
+  out(`hydra-relay listening on ${where}\nrelay key ${relay.publicKeyHex}\n`);
+  await stopped;
+  const open = relay.stats().connections;
+  await relay.close();
+  out(`hydra-relay stopped (${open} connection${open === 1 ? "" : "s"} closed)\n`);
+  return 0;
+}
+
+function defined<T extends Record<string, number | undefined>>(o: T): Record<string, number> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Record<
+    string,
+    number
+  >;
+}
+
+function clientSetup(flags: Record<string, string | undefined>) {
+  if (flags.token === undefined) {
+    throw new UsageError(
+      "no session token: pass --token or set HYDRA_TOKEN (make one with: hydra-relay keygen)",
+    );
+  }
+  if (flags.mode !== "line" && flags.mode !== "raw") {
+    throw new UsageError(`--mode must be line or raw, got "${flags.mode}"`);
+  }
+  let session: Session;
+  try {
+    session = Session.fromToken(flags.token);
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}`);
+  }
+  let addr;
+  try {
+    addr = parseAddr(flags.relay!, DEFAULT_PORT);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  return {
+    session,
+    addr,
+    mode: flags.mode,
+    options: flags["relay-key"] === undefined ? {} : { relayKey: flags["relay-key"] },
+  };
+}
+
+async function pub(flags: Record<string, string | undefined>): Promise<number> {
+  const { session, addr, mode, options } = clientSetup(flags);
+  const producer = await Producer.connect(addr, session, options);
+  const max = producer.maxMessageBytes;
+  let carry = new Uint8Array(0);
+  for await (const chunk of process.stdin as AsyncIterable<Uint8Array>) {
+    const bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (mode === "raw") {
+      for (let off = 0; off < bytes.length; off += max) {
+        await producer.broadcast(bytes.subarray(off, Math.min(off + max, bytes.length)));
+      }
+      continue;
+    }
+    let data = carry.length === 0 ? bytes : concatTwo(carry, bytes);
+    let nl: number;
+    while ((nl = data.indexOf(10)) >= 0) {
+      const line = data.subarray(0, nl > 0 && data[nl - 1] === 13 ? nl - 1 : nl);
+      if (line.length > max) {
+        throw new RangeError(
+          `a line of ${line.length} bytes exceeds the relay's message limit (${max}); use --mode raw`,
+        );
+      }
+      await producer.broadcast(line);
+      data = data.subarray(nl + 1);
+    }
+    carry = data.slice();
+  }
+  if (mode === "line" && carry.length > 0) await producer.broadcast(carry);
+  await producer.close();
+  return 0;
+}
+
+async function sub(flags: Record<string, string | undefined>): Promise<number> {
+  const { session, addr, mode, options } = clientSetup(flags);
+  const consumer = await Consumer.connect(addr, session, options);
+  consumer.on(
+    "lagged",
+    (g) =>
+      process.stderr.write(
+        `hydra-relay: gap: messages ${g.from}..${g.to - 1n} were dropped by the relay\n`,
+      ),
+  );
+  const stdout = process.stdout;
+  const newline = new Uint8Array([10]);
+  for await (const m of consumer) {
+    let ok = stdout.write(m);
+    if (mode === "line") ok = stdout.write(newline);
+    if (!ok) await new Promise<void>((r) => stdout.once("drain", () => r()));
+  }
+  await new Promise<void>((r) => stdout.write("", () => r()));
+  return 0;
+}
+
+function concatTwo(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}

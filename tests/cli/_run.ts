@@ -1,0 +1,165 @@
+/**
+ * @module
+ * Runs the `hydra-relay` CLI as a subprocess on any of the three runtimes: `deno run -A
+ * mod.ts`, `bun mod.ts`, or `node npm/src/cli/bin.js` (the built package).
+ */
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { runtimeName } from "../../src/runtime.ts";
+
+/** The repository root (holds deno.json and package.json). */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "deno.json"))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error("deno.json not found above the test file");
+    dir = up;
+  }
+  return dir;
+}
+
+/** A runtime able to run the CLI. */
+export type Rt = "deno" | "bun" | "node";
+
+/** The command line that runs the CLI on `rt`. */
+export function cliCommand(rt: Rt): [string, string[]] {
+  const root = repoRoot();
+  const self = runtimeName();
+  const bin = (name: string) =>
+    self === name ? process.execPath : join(root, "node_modules", ".bin", name);
+  switch (rt) {
+    case "deno":
+      return [bin("deno"), ["run", "-A", join(root, "mod.ts")]];
+    case "bun":
+      return [bin("bun"), [join(root, "mod.ts")]];
+    case "node": {
+      const built = join(root, "npm", "src", "cli", "bin.js");
+      if (!existsSync(built)) throw new Error("npm/ is not built: run `npm run build` first");
+      return [self === "node" ? process.execPath : "node", [built]];
+    }
+  }
+}
+
+/** The runtime these tests run in. */
+export function selfRt(): Rt {
+  const n = runtimeName();
+  return n === "deno" || n === "bun" ? n : "node";
+}
+
+/** Starts the CLI. */
+export function startCli(
+  rt: Rt,
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string } = {},
+): ChildProcess {
+  const [cmd, pre] = cliCommand(rt);
+  return spawn(cmd, [...pre, ...args], {
+    cwd: options.cwd ?? repoRoot(),
+    env: { ...process.env, NO_COLOR: "1", ...options.env },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+}
+
+/** What a finished CLI run produced. */
+export interface CliResult {
+  readonly code: number | null;
+  readonly stdout: Uint8Array;
+  readonly stderr: string;
+}
+
+/** Collects a child's output until it exits. */
+export function finished(child: ChildProcess): Promise<CliResult> {
+  const out: Uint8Array[] = [];
+  const err: Uint8Array[] = [];
+  child.stdout!.on("data", (c: Uint8Array) => out.push(c));
+  child.stderr!.on("data", (c: Uint8Array) => err.push(c));
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => {
+      const stdout = new Uint8Array(out.reduce((n, c) => n + c.length, 0));
+      let off = 0;
+      for (const c of out) {
+        stdout.set(c, off);
+        off += c.length;
+      }
+      resolve({ code, stdout, stderr: new TextDecoder().decode(concatAll(err)) });
+    });
+  });
+}
+
+function concatAll(parts: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((n, c) => n + c.length, 0));
+  let off = 0;
+  for (const c of parts) {
+    all.set(c, off);
+    off += c.length;
+  }
+  return all;
+}
+
+/** Runs the CLI to completion with optional stdin. */
+export async function runCli(
+  rt: Rt,
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string; stdin?: Uint8Array } = {},
+): Promise<CliResult> {
+  const child = startCli(rt, args, options);
+  const done = finished(child);
+  child.stdin!.end(options.stdin ?? new Uint8Array(0));
+  return await done;
+}
+
+/** A running `serve`: its address, key, and a stop function returning the exit result. */
+export interface Served {
+  readonly addr: string;
+  readonly key: string;
+  stop(): Promise<CliResult>;
+}
+
+/**
+ * Whether a stopped `serve` exited cleanly. It prints "hydra-relay stopped" and exits 0; a
+ * Deno parent, though, reports a child it signalled as killed by the signal even when the
+ * child handled it and exited 0 (Node and Bun parents report 0), so there the line counts.
+ */
+export function cleanStop(r: CliResult): boolean {
+  const said = new TextDecoder().decode(r.stdout).includes("hydra-relay stopped");
+  return said && (r.code === 0 || (selfRt() === "deno" && r.code === null));
+}
+
+/** Starts `hydra-relay serve` on a free port and waits for its banner. */
+export async function serveCli(
+  rt: Rt,
+  args: string[] = [],
+  options: { env?: Record<string, string>; cwd?: string } = {},
+): Promise<Served> {
+  const child = startCli(rt, ["serve", "--port", "0", "--ephemeral", ...args], options);
+  const done = finished(child);
+  let text = "";
+  const banner = await new Promise<RegExpExecArray>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no banner from serve on ${rt}: ${text}`)),
+      30_000,
+    );
+    child.stdout!.on("data", (c: Uint8Array) => {
+      text += new TextDecoder().decode(c);
+      const m = /listening on (\S+)\nrelay key ([0-9a-f]{64})/.exec(text);
+      if (m !== null) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    });
+    child.on("close", () => reject(new Error(`serve on ${rt} exited early: ${text}`)));
+  });
+  return {
+    addr: banner[1]!,
+    key: banner[2]!,
+    stop: () => {
+      child.kill("SIGTERM");
+      return done;
+    },
+  };
+}
