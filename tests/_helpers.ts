@@ -4,9 +4,10 @@
  * an echo server, timing helpers. Not a test file itself.
  */
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { concat } from "../src/bytes.ts";
 import { bunTransport } from "../src/transport/bun.ts";
 import { denoTransport } from "../src/transport/deno.ts";
@@ -101,4 +102,15 @@ export async function pair(
   const [client, server] = await Promise.all([t.connect(listener.addr), listener.accept()]);
   if (server === null) throw new Error("listener closed");
   return [client, server];
+}
+
+/** The repository root (the directory holding deno.json), from the sources or from npm/. */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "deno.json"))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error("deno.json not found above the test file");
+    dir = up;
+  }
+  return dir;
 }

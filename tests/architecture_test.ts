@@ -6,19 +6,9 @@
 
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { test } from "node:test";
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "deno.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("deno.json not found above the test file");
-    dir = up;
-  }
-  return dir;
-}
+import { repoRoot } from "./_helpers.ts";
 
 function tsFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];

@@ -6,21 +6,10 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
 import { runtimeName } from "../../src/runtime.ts";
-
-/** The repository root (holds deno.json and package.json). */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "deno.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("deno.json not found above the test file");
-    dir = up;
-  }
-  return dir;
-}
+import { repoRoot } from "../_helpers.ts";
 
 /** A runtime able to run the CLI. */
 export type Rt = "deno" | "bun" | "node";
