@@ -114,3 +114,12 @@ export function repoRoot(): string {
   }
   return dir;
 }
+
+/** Polls `cond` every 5 ms until it holds; fails the test after `ms`. */
+export async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not reached in time");
+    await sleep(5);
+  }
+}

@@ -192,7 +192,7 @@ export class ServerConnection implements SubscriberConn {
     let pump: Promise<void> | undefined;
     const hsTimer = setTimeout(() => {
       if (this.#send === undefined) {
-        this.#ctx.stats.handshakeFailures++;
+        // Counted as a handshake failure where the read it interrupts fails.
         log.info("conn.handshake_timeout", { conn: this.id, remote: this.#remote });
         this.#destroy();
       }

@@ -14,7 +14,7 @@ import { RelayError } from "../../src/errors.ts";
 import { DataFlag, sealData } from "../../src/protocol/data_frame.ts";
 import { Role } from "../../src/protocol/join.ts";
 import { Session } from "../../src/protocol/session.ts";
-import { cleanupTemp, sleep } from "../_helpers.ts";
+import { cleanupTemp, sleep, waitFor } from "../_helpers.ts";
 import { relayOn, type Setup, setups } from "./_fixtures.ts";
 
 after(cleanupTemp);
@@ -333,14 +333,6 @@ for (const setup of setups()) {
       await manySessions(setup, 50);
     });
   });
-}
-
-async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail("condition not reached in time");
-    await sleep(5);
-  }
 }
 
 async function manySessions(setup: Setup, count: number): Promise<void> {

@@ -1,0 +1,103 @@
+/**
+ * The relay's deadlines and shutdown (design.md §3 "Limits"): handshake timeout against a
+ * silent client, wait-for-producer, idle timeout, and `close()` telling clients it is going
+ * away. Over every transport and address kind.
+ */
+
+import assert from "node:assert/strict";
+import { after, describe, test } from "node:test";
+import { RelayConnection } from "../../src/client/connection.ts";
+import { Consumer } from "../../src/client/consumer.ts";
+import { Producer } from "../../src/client/producer.ts";
+import { RelayError } from "../../src/errors.ts";
+import { Session } from "../../src/protocol/session.ts";
+import { nativeCrypto } from "../../src/crypto/native.ts";
+import { PROLOGUE } from "../../src/protocol/control.ts";
+import { encodeFrame, FrameType } from "../../src/protocol/framer.ts";
+import { NoiseHandshake } from "../../src/protocol/noise.ts";
+import { cleanupTemp, sleep, waitFor } from "../_helpers.ts";
+import { relayOn, setups } from "./_fixtures.ts";
+
+after(cleanupTemp);
+
+for (const setup of setups()) {
+  const t = setup.transport;
+  describe(`Relay deadlines over ${setup.name}`, () => {
+    test("a client that never completes the handshake is closed at the handshake timeout", async () => {
+      const relay = await relayOn(setup, { handshakeTimeoutMs: 100 });
+      try {
+        const raw = await t.connect(relay.addr);
+        await raw.write(new Uint8Array([0, 0])); // half a frame header, then silence
+        const started = Date.now();
+        assert.equal(await raw.read().catch(() => null), null);
+        assert.ok(Date.now() - started < 2000);
+        raw.close();
+        await waitFor(() => relay.stats().connections === 0);
+        assert.equal(relay.stats().handshakeFailures, 1);
+      } finally {
+        await relay.close();
+      }
+    });
+
+    test("a consumer waiting longer than wait-for-producer gets a timeout error", async () => {
+      const relay = await relayOn(setup, { waitForProducerMs: 100 });
+      try {
+        const consumer = await Consumer.connect(relay.addr, Session.generate(), { transport: t });
+        await assert.rejects(consumer.recv(), (e: unknown) => {
+          assert.ok(e instanceof RelayError && e.code === "timeout");
+          assert.match(e.message, /no producer joined within 0.1 s/);
+          return true;
+        });
+        await consumer.close();
+      } finally {
+        await relay.close();
+      }
+    });
+
+    test("a connection silent past the idle timeout is closed; pinging clients stay", async () => {
+      const relay = await relayOn(setup, { heartbeatMs: 50, idleTimeoutMs: 200 });
+      try {
+        const live = await RelayConnection.connect(relay.addr, { transport: t });
+        // A client that completes the handshake and then never sends another byte.
+        const raw = await t.connect(relay.addr);
+        const noise = new NoiseHandshake(nativeCrypto(), {
+          pattern: "NX",
+          initiator: true,
+          prologue: PROLOGUE,
+        });
+        await raw.write(
+          encodeFrame(FrameType.Handshake, await noise.writeMessage(new Uint8Array([1]))),
+        );
+        const started = Date.now();
+        while (await raw.read().catch(() => null) !== null) {
+          // the relay's handshake reply, then its goodbye, then EOF
+        }
+        const silentFor = Date.now() - started;
+        assert.ok(silentFor >= 150 && silentFor < 3000, `closed after ${silentFor} ms`);
+        raw.close();
+        await sleep(300); // several more idle periods for the pinging client
+        assert.equal(live.error, undefined);
+        assert.equal(relay.stats().connections, 1);
+        await live.close();
+      } finally {
+        await relay.close();
+      }
+    });
+
+    test("close() tells connected clients the relay is going away", async () => {
+      const relay = await relayOn(setup);
+      const session = Session.generate();
+      const consumer = await Consumer.connect(relay.addr, session, { transport: t });
+      const producer = await Producer.connect(relay.addr, session, { transport: t });
+      await producer.broadcast(new Uint8Array([1]));
+      assert.deepEqual(await consumer.recv(), new Uint8Array([1]));
+      await relay.close({ drainMs: 500 });
+      await assert.rejects(
+        consumer.recv(),
+        (e: unknown) => e instanceof RelayError && e.code === "going-away",
+      );
+      assert.equal((await producer.connection.closed)?.code, "going-away");
+      assert.equal(relay.stats().connections, 0);
+    });
+  });
+}
