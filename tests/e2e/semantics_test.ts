@@ -16,6 +16,8 @@ import { Role } from "../../src/protocol/join.ts";
 import { Session } from "../../src/protocol/session.ts";
 import { cleanupTemp, sleep, waitFor } from "../_helpers.ts";
 import { relayOn, type Setup, setups } from "./_fixtures.ts";
+import type { RelayServer } from "../../src/server/relay.ts";
+import type { Transport } from "../../src/transport/types.ts";
 
 after(cleanupTemp);
 
@@ -125,25 +127,7 @@ for (const setup of setups()) {
     test("policy disconnect drops only the stalled consumer", async () => {
       const relay = await relayOn(setup, { policy: "disconnect", ringFrames: 64 });
       try {
-        const session = Session.generate();
-        const good = await Consumer.connect(relay.addr, session, { transport: t });
-        const stalled = await Consumer.connect(relay.addr, session, {
-          transport: t,
-          ...TINY_BUFFER,
-        });
-        const producer = await Producer.connect(relay.addr, session, { transport: t });
-        const n = 3000;
-        const reading = (async () => {
-          let i = 0;
-          for await (const m of good) assert.equal(idx(m), i++);
-          return i;
-        })();
-        for (let i = 0; i < n; i++) {
-          await producer.broadcast(msg(i, 16 * 1024));
-          if (i % 8 === 7) await sleep(1); // a pace the good consumer keeps up with
-        }
-        await producer.close();
-        assert.equal(await reading, n);
+        const { stalled, n } = await floodPastAStalledConsumer(relay, t);
         let delivered = 0;
         const err = await rejects(
           (async () => {
@@ -162,25 +146,10 @@ for (const setup of setups()) {
     test("policy drop tells the lagging consumer lagged {from, to} and resumes it at the head", async () => {
       const relay = await relayOn(setup, { policy: "drop", ringFrames: 64 });
       try {
-        const session = Session.generate();
-        const good = await Consumer.connect(relay.addr, session, { transport: t });
-        const slow = await Consumer.connect(relay.addr, session, { transport: t, ...TINY_BUFFER });
         const gaps: { from: bigint; to: bigint }[] = [];
-        slow.on("lagged", (g) => gaps.push(g));
-        const producer = await Producer.connect(relay.addr, session, { transport: t });
-        const n = 3000;
-        const reading = (async () => {
-          let i = 0;
-          for await (const m of good) assert.equal(idx(m), i++);
-          return i;
-        })();
-        for (let i = 0; i < n; i++) {
-          await producer.broadcast(msg(i, 16 * 1024));
-          if (i % 8 === 7) await sleep(1);
-        }
-        await producer.close();
-        assert.equal(await reading, n);
-        // Each message is one frame here (16 KiB is above the batching threshold): seq = i.
+        const { stalled: slow, n } = await floodPastAStalledConsumer(relay, t, (c) => {
+          c.on("lagged", (g) => gaps.push(g));
+        });
         const seen: number[] = [];
         for await (const m of slow) seen.push(idx(m));
         assert.ok(gaps.length >= 1, "no lagged event");
@@ -333,6 +302,35 @@ for (const setup of setups()) {
       await manySessions(setup, 50);
     });
   });
+}
+
+/**
+ * A consumer that keeps pace and one that reads nothing (its client buffers at most 16 KiB)
+ * while 3,000 frames of 16 KiB pass a 64-frame ring; returns once the paced one got all.
+ */
+async function floodPastAStalledConsumer(
+  relay: RelayServer,
+  t: Transport,
+  watch: (stalled: Consumer) => void = () => {},
+): Promise<{ stalled: Consumer; n: number }> {
+  const session = Session.generate();
+  const good = await Consumer.connect(relay.addr, session, { transport: t });
+  const stalled = await Consumer.connect(relay.addr, session, { transport: t, ...TINY_BUFFER });
+  watch(stalled);
+  const producer = await Producer.connect(relay.addr, session, { transport: t });
+  const n = 3000;
+  const reading = (async () => {
+    let i = 0;
+    for await (const m of good) assert.equal(idx(m), i++);
+    return i;
+  })();
+  for (let i = 0; i < n; i++) {
+    await producer.broadcast(msg(i, 16 * 1024)); // one frame each: seq = i
+    if (i % 8 === 7) await sleep(1); // a pace the good consumer keeps up with
+  }
+  await producer.close();
+  assert.equal(await reading, n);
+  return { stalled, n };
 }
 
 async function manySessions(setup: Setup, count: number): Promise<void> {
