@@ -59,6 +59,7 @@ export type { LogLevel, LogSink } from "./src/server/log.ts";
 export { RelayConnection } from "./src/client/connection.ts";
 export type { ConnectOptions, Subscriber } from "./src/client/connection.ts";
 export type { EventHandler } from "./src/client/_emitter.ts";
+export type { ReconnectEvents, ReconnectOptions } from "./src/client/_reconnect.ts";
 export type { Frame } from "./src/protocol/framer.ts";
 export { Producer } from "./src/client/producer.ts";
 export type { ProducerEvents, ProducerOptions } from "./src/client/producer.ts";

@@ -59,8 +59,11 @@ export interface Subscriber {
   onControl(m: ControlMessage): Promise<void> | void;
   /** A data frame with this subscription's tag (consumers only). */
   onData?(frame: Frame): void;
-  /** The connection failed or closed; the subscription is over. */
-  onClose(error: RelayError): void;
+  /**
+   * The subscription is over: the whole connection failed or closed (`connection` true), or
+   * the relay ended just this subscription with an ERROR (`connection` false).
+   */
+  onClose(error: RelayError, connection: boolean): void;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -420,7 +423,9 @@ export class RelayConnection {
 
   /**
    * Drops the connection at once, without CLOSE (what a crash looks like to the relay:
-   * producers get the grace period, not a clean end). Idempotent.
+   * producers get the grace period, not a clean end). A producer or consumer that opened this
+   * connection with `connect()` treats it like a network failure and reconnects, unless it was
+   * made with `reconnect: false`. Idempotent.
    */
   abort(): void {
     this.#fail(new RelayError("closed", "connection aborted"), true);
@@ -436,7 +441,7 @@ export class RelayConnection {
     clearInterval(this.#heartbeat);
     for (const p of this.#pending.values()) p.reject(error);
     this.#pending.clear();
-    for (const sub of this.#subs.values()) sub.onClose(error);
+    for (const sub of this.#subs.values()) sub.onClose(error, true);
     this.#subs.clear();
     this.#dataSubs.clear();
     this.#spaceWaiter?.();
@@ -534,7 +539,7 @@ export class RelayConnection {
         const sub = this.#subs.get(key);
         if (sub !== undefined) {
           this.#forget(m.tag, m.role as Role);
-          sub.onClose(error);
+          sub.onClose(error, false);
         }
         return;
       }

@@ -14,6 +14,7 @@ import { RelayError } from "../errors.ts";
 import {
   ControlKind,
   type ControlMessage,
+  type JoinOptions,
   LeftReason,
   type PolicyName,
   verifyStreamStart,
@@ -26,11 +27,17 @@ import type { Addr } from "../transport/types.ts";
 import type { Codec } from "./codec.ts";
 import {
   type ConnectOptions,
-  type RelayConnection,
+  RelayConnection,
   type Subscriber,
   withOwnConnection,
 } from "./connection.ts";
 import { Emitter, type EventHandler } from "./_emitter.ts";
+import {
+  isTransient,
+  type ReconnectEvents,
+  type ReconnectOptions,
+  withBackoff,
+} from "./_reconnect.ts";
 
 /** Options of a consumer. */
 export interface ConsumerOptions<T = Uint8Array> extends ConnectOptions {
@@ -38,6 +45,12 @@ export interface ConsumerOptions<T = Uint8Array> extends ConnectOptions {
   readonly codec?: Codec<T>;
   /** Ask the relay for a stricter slow-consumer policy than its default. */
   readonly policy?: PolicyName;
+  /**
+   * Reconnection of a consumer made by `connect` (one on a shared `RelayConnection` never
+   * reconnects): `false` to fail instead. After reconnecting it resumes the stream at the next
+   * frame it needs; what the relay no longer holds arrives as a `lagged` gap. Default `{}`.
+   */
+  readonly reconnect?: ReconnectOptions | false;
 }
 
 /** Information about a producer stream. */
@@ -50,8 +63,11 @@ export interface StreamInfo {
   readonly firstSeq: bigint;
 }
 
-/** Events of a consumer, delivered in stream order as `recv()` passes them. */
-export interface ConsumerEvents {
+/**
+ * Events of a consumer. Stream events are delivered in stream order as `recv()` passes them;
+ * `reconnecting` and `reconnected` when they happen.
+ */
+export interface ConsumerEvents extends ReconnectEvents {
   /** A producer stream began (also when joining a stream already running). */
   "stream-start": StreamInfo;
   /** The relay skipped frames `[from, to)` (policy `drop`): an explicit gap. */
@@ -72,6 +88,8 @@ type Item =
     readonly size: number;
     readonly flags: number;
     readonly open: Promise<Uint8Array>;
+    /** The connection that buffered it (reading resumes there as it is consumed). */
+    readonly conn: RelayConnection;
   }
   | { readonly kind: "event"; readonly emit: () => void }
   | { readonly kind: "error"; readonly error: RelayError; readonly terminal: boolean };
@@ -81,6 +99,8 @@ interface Stream {
   readonly aead: Aead;
   next: bigint;
   ended: boolean;
+  /** Frames below this seq are duplicates after a resumed stream start: checked, dropped. */
+  dropBelow: bigint;
 }
 
 /** How many distinct epochs a consumer remembers to reject replayed streams. */
@@ -111,8 +131,7 @@ const EPOCH_MEMORY = 64;
  * ```
  */
 export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
-  /** The connection carrying this consumer. */
-  readonly connection: RelayConnection;
+  #conn: RelayConnection;
   readonly #keys: SessionKeys;
   readonly #session: Session;
   readonly #owns: boolean;
@@ -128,6 +147,11 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
   #terminal: RelayError | undefined;
   #ended = false;
   #closing: Promise<void> | undefined;
+  readonly #policy: PolicyName | undefined;
+  readonly #reconnectOptions: ReconnectOptions | false;
+  #addr: Addr | string | undefined;
+  #options: ConsumerOptions<T> = {};
+  #reconnecting = false;
 
   private constructor(
     connection: RelayConnection,
@@ -136,11 +160,13 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     options: ConsumerOptions<T>,
     owns: boolean,
   ) {
-    this.connection = connection;
+    this.#conn = connection;
     this.#session = session;
     this.#keys = keys;
     this.#owns = owns;
     this.#codec = options.codec;
+    this.#policy = options.policy;
+    this.#reconnectOptions = options.reconnect ?? {};
   }
 
   /**
@@ -159,7 +185,14 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     session: Session,
     options: ConsumerOptions<T> = {},
   ): Promise<Consumer<T>> {
-    return withOwnConnection(addr, options, (conn) => Consumer.open(conn, session, options, true));
+    const consumer = await withOwnConnection(
+      addr,
+      options,
+      (conn) => Consumer.open(conn, session, options, true),
+    );
+    consumer.#addr = addr;
+    consumer.#options = options;
+    return consumer;
   }
 
   /** @internal Joins on an existing connection; use `connect` or `connection.consumer`. */
@@ -171,13 +204,22 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
   ): Promise<Consumer<T>> {
     const keys = await session.keys(conn.crypto);
     const consumer = new Consumer<T>(conn, session, keys, options, owns);
-    await conn.join(
-      keys,
-      Role.Consumer,
-      options.policy === undefined ? {} : { policy: options.policy },
-      consumer.#subscriber(),
-    );
+    await conn.join(keys, Role.Consumer, consumer.#joinOptions(), consumer.#subscriber(conn));
     return consumer;
+  }
+
+  /** The connection currently carrying this consumer (a new one after a reconnect). */
+  get connection(): RelayConnection {
+    return this.#conn;
+  }
+
+  /** Policy wish, and where to resume when a stream is under way. */
+  #joinOptions(): JoinOptions {
+    const s = this.#stream;
+    return {
+      ...(this.#policy === undefined ? {} : { policy: this.#policy }),
+      ...(s === undefined || s.ended ? {} : { resume: { epoch: s.info.epoch, nextSeq: s.next } }),
+    };
   }
 
   /** The stream being received, if one has started. */
@@ -238,12 +280,12 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
       try {
         plaintext = await item.open;
       } catch {
-        this.connection.release(item.size);
+        item.conn.release(item.size);
         const e = tampered("a data frame failed authentication");
         this.#stop(e);
         throw e;
       }
-      this.connection.release(item.size);
+      item.conn.release(item.size);
       if ((item.flags & DataFlag.Batch) !== 0) {
         let messages: Uint8Array[];
         try {
@@ -280,11 +322,9 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      const held = this.#pendingBytes();
       this.#stop(new RelayError("closed", "consumer is closed"));
-      this.connection.release(held);
-      if (this.#owns) await this.connection.close();
-      else await this.connection.leave(this.#keys.streamTag, Role.Consumer);
+      if (this.#owns) await this.#conn.close();
+      else await this.#conn.leave(this.#keys.streamTag, Role.Consumer);
     })();
     return this.#closing;
   }
@@ -314,20 +354,19 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     }
   }
 
-  #pendingBytes(): number {
-    let n = 0;
+  /** Gives the queued frames' buffer space back to their connections. */
+  #releaseQueued(): void {
     for (let i = this.#head; i < this.#queue.length; i++) {
       const it = this.#queue[i]!;
-      if (it.kind === "frame") n += it.size;
+      if (it.kind === "frame") it.conn.release(it.size);
     }
-    return n;
   }
 
   /** Terminal: nothing more is delivered. */
   #stop(error: RelayError): void {
     if (this.#terminal !== undefined) return;
     this.#terminal = error;
-    this.connection.release(this.#pendingBytes());
+    this.#releaseQueued();
     this.#queue.length = 0;
     this.#head = 0;
     this.#ready.length = 0;
@@ -342,31 +381,68 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     this.#ended = true;
     const info = this.#stream!.info;
     this.#events.emit("end", info);
-    if (this.#owns) this.connection.close().catch(() => {});
-    else this.connection.leave(this.#keys.streamTag, Role.Consumer).catch(() => {});
+    if (this.#owns) this.#conn.close().catch(() => {});
+    else this.#conn.leave(this.#keys.streamTag, Role.Consumer).catch(() => {});
   }
 
-  #subscriber(): Subscriber {
+  #subscriber(conn: RelayConnection): Subscriber {
     return {
-      onData: (frame) => this.#onData(frame),
+      onData: (frame) => this.#onData(frame, conn),
       onControl: (m) => this.#onControl(m),
-      onClose: (e) => {
+      onClose: (e, connection) => {
         // After END or a local close(), the connection closing is expected.
-        if (this.#terminal !== undefined) return;
-        if (this.#ended && this.#queue.length === this.#head) return;
+        if (this.#terminal !== undefined || this.#closing !== undefined) return;
+        if (this.#ended) return;
+        if (connection && this.#owns && this.#reconnectOptions !== false && isTransient(e)) {
+          this.#reconnect(e);
+          return;
+        }
         this.#push({ kind: "error", error: e, terminal: true });
       },
     };
   }
 
+  /** A new connection, joined with the resume point; frames already queued stay queued. */
+  #reconnect(error: RelayError): void {
+    if (this.#reconnecting) return;
+    this.#reconnecting = true;
+    const options = this.#reconnectOptions as ReconnectOptions;
+    withBackoff(options, error, async () => {
+      const conn = await RelayConnection.connect(this.#addr!, this.#options);
+      try {
+        await conn.join(this.#keys, Role.Consumer, this.#joinOptions(), this.#subscriber(conn));
+        return conn;
+      } catch (e) {
+        conn.abort();
+        throw e;
+      }
+    }, {
+      retryable: isTransient,
+      stopped: () => this.#terminal !== undefined || this.#closing !== undefined,
+      onDelay: (attempt, delayMs, err) =>
+        this.#events.emit("reconnecting", { attempt, delayMs, error: err }),
+    }).then(({ value, attempts }) => {
+      this.#reconnecting = false;
+      if (this.#closing !== undefined) {
+        value.close().catch(() => {});
+        return;
+      }
+      this.#conn = value;
+      this.#events.emit("reconnected", { attempts });
+    }, (e: RelayError) => {
+      this.#reconnecting = false;
+      this.#push({ kind: "error", error: e, terminal: true });
+    });
+  }
+
   /** A frame for this session: check its position, start decrypting, queue it. */
-  #onData(frame: Frame): void {
+  #onData(frame: Frame, conn: RelayConnection): void {
     if (this.#terminal !== undefined) {
-      this.connection.release(frame.bytes.length);
+      conn.release(frame.bytes.length);
       return;
     }
     const fault = (why: string) => {
-      this.connection.release(frame.bytes.length);
+      conn.release(frame.bytes.length);
       this.#push({ kind: "error", error: tampered(why), terminal: true });
       this.#stream = undefined;
     };
@@ -385,10 +461,14 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
       );
     }
     s.next++;
+    if (header.seq < s.dropBelow) {
+      conn.release(frame.bytes.length); // already delivered before the stream resumed
+      return;
+    }
     if ((header.flags & DataFlag.End) !== 0) s.ended = true;
     const open = openData(s.aead, frame).then((r) => r.plaintext);
     open.catch(() => {}); // surfaced by recv()
-    this.#push({ kind: "frame", size: frame.bytes.length, flags: header.flags, open });
+    this.#push({ kind: "frame", size: frame.bytes.length, flags: header.flags, open, conn });
   }
 
   async #onControl(m: ControlMessage): Promise<void> {
@@ -439,7 +519,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
   async #onStreamStart(
     m: Extract<ControlMessage, { kind: typeof ControlKind.StreamStart }>,
   ): Promise<void> {
-    const crypto = this.connection.crypto;
+    const crypto = this.#conn.crypto;
     if (!await verifyStreamStart(crypto, this.#keys.routeId, m)) {
       this.#push({
         kind: "error",
@@ -449,8 +529,17 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
       return;
     }
     const prev = this.#stream;
-    if (prev !== undefined && equals(prev.info.epoch, m.epoch)) {
-      this.#push({ kind: "error", error: tampered("a stream start was repeated"), terminal: true });
+    if (prev !== undefined && equals(prev.info.epoch, m.epoch) && !prev.ended) {
+      // The same stream continuing (its producer resumed on a relay that lost it): frames
+      // this consumer already has are dropped, missing ones are an explicit gap.
+      if (m.firstSeq > prev.next) {
+        const gap = { from: prev.next, to: m.firstSeq };
+        prev.next = m.firstSeq;
+        this.#push({ kind: "event", emit: () => this.#events.emit("lagged", gap) });
+      } else {
+        prev.dropBelow = prev.next;
+        prev.next = m.firstSeq;
+      }
       return;
     }
     const epochHex = toHex(m.epoch);
@@ -478,7 +567,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
       startedAt: Number(m.startedAt),
       firstSeq: m.firstSeq,
     };
-    this.#stream = { info, aead, next: m.firstSeq, ended: false };
+    this.#stream = { info, aead, next: m.firstSeq, ended: false, dropBelow: 0n };
     this.#push({ kind: "event", emit: () => this.#events.emit("stream-start", info) });
   }
 }

@@ -19,11 +19,17 @@ import type { Addr } from "../transport/types.ts";
 import type { Codec } from "./codec.ts";
 import {
   type ConnectOptions,
-  type RelayConnection,
+  RelayConnection,
   type Subscriber,
   withOwnConnection,
 } from "./connection.ts";
 import { Emitter, type EventHandler } from "./_emitter.ts";
+import {
+  isTransient,
+  type ReconnectEvents,
+  type ReconnectOptions,
+  withBackoff,
+} from "./_reconnect.ts";
 
 /** Options of a producer. */
 export interface ProducerOptions<T = Uint8Array> extends ConnectOptions {
@@ -42,10 +48,21 @@ export interface ProducerOptions<T = Uint8Array> extends ConnectOptions {
   readonly highWaterMark?: number;
   /** How long `close()` waits for the relay to acknowledge END (ms). Default 5,000. */
   readonly closeTimeoutMs?: number;
+  /**
+   * Reconnection of a producer made by `connect` (one on a shared `RelayConnection` never
+   * reconnects): `false` to fail instead. After reconnecting it resends every frame the relay
+   * had not acknowledged and continues the same stream (same epoch, next seq). Default `{}`.
+   */
+  readonly reconnect?: ReconnectOptions | false;
+  /**
+   * Acknowledged frames kept for resending too, so that consumers behind a restarted relay
+   * lose less. Default 0 (only unacknowledged frames are kept).
+   */
+  readonly replayFrames?: number;
 }
 
 /** Events of a producer. */
-export interface ProducerEvents {
+export interface ProducerEvents extends ReconnectEvents {
   /** The relay holds every frame up to `seq`. */
   ack: { seq: bigint };
 }
@@ -73,8 +90,7 @@ export interface ProducerEvents {
  * ```
  */
 export class Producer<T = Uint8Array> {
-  /** The connection carrying this producer. */
-  readonly connection: RelayConnection;
+  #conn: RelayConnection;
   /** This stream's epoch (16 bytes). */
   readonly epoch: Uint8Array;
   readonly #keys: SessionKeys;
@@ -100,6 +116,16 @@ export class Producer<T = Uint8Array> {
   #ackWaiters: { seq: bigint; resolve: () => void }[] = [];
   #failure: RelayError | undefined;
   #closing: Promise<void> | undefined;
+  /** Frames written and not yet acknowledged (plus the replay window), in seq order. */
+  #retained: { seq: bigint; frame: Uint8Array }[] = [];
+  /** The next seq to be written; every lower one is written or retained. */
+  #written = 0n;
+  readonly #replayFrames: number;
+  readonly #reconnectOptions: ReconnectOptions | false;
+  #addr: Addr | string | undefined;
+  #options: ProducerOptions<T> = {};
+  #start: { startedAt: bigint; signature: Uint8Array } | undefined;
+  #reconnecting: Promise<void> | undefined;
 
   private constructor(
     connection: RelayConnection,
@@ -109,7 +135,9 @@ export class Producer<T = Uint8Array> {
     options: ProducerOptions<T>,
     owns: boolean,
   ) {
-    this.connection = connection;
+    this.#conn = connection;
+    this.#replayFrames = options.replayFrames ?? 0;
+    this.#reconnectOptions = options.reconnect ?? {};
     this.#keys = keys;
     this.epoch = epoch;
     this.#aead = aead;
@@ -137,7 +165,14 @@ export class Producer<T = Uint8Array> {
     session: Session,
     options: ProducerOptions<T> = {},
   ): Promise<Producer<T>> {
-    return withOwnConnection(addr, options, (conn) => Producer.open(conn, session, options, true));
+    const producer = await withOwnConnection(
+      addr,
+      options,
+      (conn) => Producer.open(conn, session, options, true),
+    );
+    producer.#addr = addr;
+    producer.#options = options;
+    return producer;
   }
 
   /** @internal Joins on an existing connection; use `connect` or `connection.producer`. */
@@ -155,15 +190,26 @@ export class Producer<T = Uint8Array> {
     await conn.join(keys, Role.Producer, {}, producer.#subscriber());
     const startedAt = BigInt(Date.now());
     const signature = await signStreamStart(keys.signer, keys.routeId, { epoch, startedAt });
-    await conn.sendControl({
-      kind: ControlKind.StreamStart,
-      tag: keys.streamTag,
-      epoch,
-      startedAt,
-      firstSeq: 0n,
-      signature,
-    });
+    producer.#start = { startedAt, signature };
+    await producer.#announce(conn, 0n);
     return producer;
+  }
+
+  /** Sends this stream's STREAM-START, continuing at `firstSeq`. */
+  #announce(conn: RelayConnection, firstSeq: bigint): Promise<void> {
+    return conn.sendControl({
+      kind: ControlKind.StreamStart,
+      tag: this.#keys.streamTag,
+      epoch: this.epoch,
+      startedAt: this.#start!.startedAt,
+      firstSeq,
+      signature: this.#start!.signature,
+    });
+  }
+
+  /** The connection currently carrying this producer (a new one after a reconnect). */
+  get connection(): RelayConnection {
+    return this.#conn;
   }
 
   #subscriber(): Subscriber {
@@ -176,6 +222,7 @@ export class Producer<T = Uint8Array> {
         }
         if (m.seq <= this.#acked) return;
         this.#acked = m.seq;
+        this.#trimRetained();
         this.#ackWaiters = this.#ackWaiters.filter((w) => {
           if (w.seq > m.seq) return true;
           w.resolve();
@@ -183,8 +230,58 @@ export class Producer<T = Uint8Array> {
         });
         this.#events.emit("ack", { seq: m.seq });
       },
-      onClose: (e) => this.#fail(e),
+      onClose: (e, connection) => connection ? this.#lost(e) : this.#fail(e),
     };
+  }
+
+  /** Drops retained frames the relay holds, beyond the replay window. */
+  #trimRetained(): void {
+    const r = this.#retained;
+    let acked = 0;
+    while (acked < r.length && r[acked]!.seq <= this.#acked) acked++;
+    const drop = acked - this.#replayFrames;
+    if (drop > 0) this.#retained = r.slice(drop);
+  }
+
+  /** The connection failed: reconnect if that can help, otherwise fail. */
+  #lost(e: RelayError): void {
+    if (this.#failure !== undefined || this.#reconnecting !== undefined) return;
+    if (!this.#owns || this.#reconnectOptions === false || !isTransient(e)) {
+      this.#fail(e);
+      return;
+    }
+    const options = this.#reconnectOptions;
+    this.#reconnecting = (async () => {
+      try {
+        const { value: conn, attempts } = await withBackoff(options, e, () => this.#rejoin(), {
+          retryable: (err) => isTransient(err) || err.code === "producer-exists",
+          stopped: () => this.#failure !== undefined,
+          onDelay: (attempt, delayMs, error) =>
+            this.#events.emit("reconnecting", { attempt, delayMs, error }),
+        });
+        this.#conn = conn;
+        this.#reconnecting = undefined;
+        this.#events.emit("reconnected", { attempts });
+        if (!this.#driving) this.#drive();
+      } catch (err) {
+        this.#reconnecting = undefined;
+        this.#fail(err as RelayError);
+      }
+    })();
+  }
+
+  /** A new connection: join, continue the stream, resend what the relay may not have. */
+  async #rejoin(): Promise<RelayConnection> {
+    const conn = await RelayConnection.connect(this.#addr!, this.#options);
+    try {
+      await conn.join(this.#keys, Role.Producer, {}, this.#subscriber());
+      await this.#announce(conn, this.#retained[0]?.seq ?? this.#written);
+      for (const r of this.#retained) await conn.write(r.frame);
+      return conn;
+    } catch (e) {
+      conn.abort();
+      throw e;
+    }
   }
 
   /** Seq of the next frame. */
@@ -299,16 +396,13 @@ export class Producer<T = Uint8Array> {
                 reject(new RelayError("timeout", "relay did not acknowledge the end of stream"));
               }, this.#closeTimeout);
             }),
-            this.connection.closed.then((e) => {
-              throw e ?? new RelayError("closed", "connection closed");
-            }),
           ]).finally(() => clearTimeout(timer));
           if (this.#acked < endSeq) throw this.#failure ?? new RelayError("closed", "closed");
         }
       } finally {
         this.#failure ??= new RelayError("closed", "producer is closed");
-        if (this.#owns) await this.connection.close();
-        else await this.connection.leave(this.#keys.streamTag, Role.Producer);
+        if (this.#owns) await this.#conn.close();
+        else await this.#conn.leave(this.#keys.streamTag, Role.Producer);
       }
     })();
     return this.#closing;
@@ -340,18 +434,24 @@ export class Producer<T = Uint8Array> {
     const size = plaintext.length;
     this.#queued += size;
     this.#inflight.push({ frame, size });
-    if (!this.#driving) this.#drive();
+    if (!this.#driving && this.#reconnecting === undefined) this.#drive();
   }
 
   async #drive(): Promise<void> {
     this.#driving = true;
     try {
-      while (this.#inflight.length > 0 && this.#failure === undefined) {
+      while (
+        this.#inflight.length > 0 && this.#failure === undefined &&
+        this.#reconnecting === undefined
+      ) {
         const head = this.#inflight[0]!;
         const frame = await head.frame;
-        await this.connection.write(frame);
+        // Retained before writing: if this write is lost with the connection, the
+        // reconnect resends it.
         this.#inflight.shift();
         this.#queued -= head.size;
+        this.#retained.push({ seq: this.#written++, frame });
+        await this.#conn.write(frame);
         if (this.#queued <= this.#highWater) this.#wakeDrained(false);
         // Messages that arrived while we were busy form the next frame.
         if (this.#inflight.length === 0 && this.#batch.length > 0 && this.#linger === 0) {
@@ -359,7 +459,9 @@ export class Producer<T = Uint8Array> {
         }
       }
     } catch (e) {
-      this.#fail(e instanceof RelayError ? e : new RelayError("protocol-error", String(e)));
+      const err = e instanceof RelayError ? e : new RelayError("protocol-error", String(e));
+      // A lost connection already started reconnecting (or failed us) through #lost.
+      if (this.#reconnecting === undefined) this.#lost(err);
     } finally {
       this.#driving = false;
       this.#wakeDrained(true);
@@ -380,7 +482,7 @@ export class Producer<T = Uint8Array> {
 
   #wakeDrained(finished: boolean): void {
     if (this.#drainWaiters.length === 0) return;
-    const done = finished || this.#failure !== undefined;
+    const done = (finished && this.#inflight.length === 0) || this.#failure !== undefined;
     this.#drainWaiters = this.#drainWaiters.filter((w) => {
       if (w.all ? !done : !done && this.#queued > this.#highWater) return true;
       w.resolve();

@@ -463,10 +463,10 @@ export class ServerConnection implements SubscriberConn {
       this.#decoder.maxBody = Math.max(PRE_JOIN_MAX, limits.maxFrameBytes);
       this.#queue({ kind: ControlKind.Joined, tag, role: m.role });
     } else {
-      const { sub, start } = session.addConsumer(this, options.policy);
+      const { sub, first } = session.addConsumer(this, options.policy, options.resume);
       this.#consumers.set(key, sub);
       this.#queue({ kind: ControlKind.Joined, tag, role: m.role });
-      if (start !== undefined) this.#queue(start);
+      for (const message of first) this.#queue(message);
     }
     log.info("join", { conn: this.id, route: session.name, role: roleName(m.role) });
   }

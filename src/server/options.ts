@@ -46,6 +46,11 @@ export interface RelayOptions {
   readonly waitForProducerMs?: number;
   /** How long a stream survives its producer's abrupt loss (ms). Default 5,000. */
   readonly producerGraceMs?: number;
+  /**
+   * How long a session nobody is joined to keeps its ring, so consumers whose connection broke
+   * can resume from it (ms); 0 = drop at once. Default 10,000.
+   */
+  readonly sessionLingerMs?: number;
   /** Relay static X25519 private key (32 bytes). Default: `keyFile`, else a fresh key. */
   readonly staticKey?: Uint8Array;
   /** File holding the static key (hex); created with mode 0600 when missing. */
@@ -83,6 +88,8 @@ export interface RelayLimits {
   readonly waitForProducerMs: number;
   /** Grace period after a producer's abrupt loss (ms). */
   readonly producerGraceMs: number;
+  /** How long an unjoined session keeps its ring for resuming consumers (ms). */
+  readonly sessionLingerMs: number;
 }
 
 /** The defaults, as documented. */
@@ -98,6 +105,7 @@ export const DEFAULT_LIMITS: RelayLimits = {
   idleTimeoutMs: 30_000,
   waitForProducerMs: 60_000,
   producerGraceMs: 5_000,
+  sessionLingerMs: 10_000,
 };
 
 function int(
@@ -169,5 +177,6 @@ export function resolveLimits(o: RelayOptions): RelayLimits {
       d.waitForProducerMs,
     ),
     producerGraceMs: int(o.producerGraceMs, "producerGraceMs", 0, 0x7fffffff, d.producerGraceMs),
+    sessionLingerMs: int(o.sessionLingerMs, "sessionLingerMs", 0, 0x7fffffff, d.sessionLingerMs),
   };
 }

@@ -40,6 +40,10 @@ export interface ConsumerSub {
   nextSeq: bigint;
   /** Relay-local number of the stream whose start this consumer has received (0 = none). */
   stream: number;
+  /** Data frames below this seq are not sent (a resumed consumer already has them). */
+  skipBelow: bigint;
+  /** A resume point for a stream this relay did not know at join time (it restarted). */
+  resume?: { readonly epoch: Uint8Array; readonly nextSeq: bigint } | undefined;
   /** Removed from the session. */
   done: boolean;
 }
@@ -113,6 +117,7 @@ export class RelaySession {
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   #waitTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  #lingerTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * @param routeId The route id.
@@ -154,19 +159,23 @@ export class RelaySession {
   // ---- consumers ----------------------------------------------------------------------
 
   /**
-   * Adds a consumer at the live head. If a stream is live, the caller sends the returned
-   * STREAM-START (after JOINED) before anything from the ring.
-   * @returns The subscription and the stream start to send first, if any.
+   * Adds a consumer. Normally at the live head: if a stream is live, the caller sends the
+   * returned STREAM-START (after JOINED) before anything from the ring. A consumer resuming
+   * the current stream (`resume` names its epoch) continues at `resume.nextSeq` from the ring,
+   * after a LAGGED notice if part of what it needs was evicted.
+   * @returns The subscription and the control messages to send right after JOINED.
    */
   addConsumer(
     conn: SubscriberConn,
     requested: PolicyName | undefined,
-  ): { sub: ConsumerSub; start: ControlMessage | undefined } {
+    resume?: { readonly epoch: Uint8Array; readonly nextSeq: bigint },
+  ): { sub: ConsumerSub; first: ControlMessage[] } {
     const relayPolicy = this.#ctx.limits.policy;
     const policy = requested !== undefined && STRICTNESS[requested] > STRICTNESS[relayPolicy]
       ? requested
       : relayPolicy;
-    const live = this.#stream !== undefined && !this.#stream.ended ? this.#stream : undefined;
+    const s = this.#stream;
+    const live = s !== undefined && !s.ended ? s : undefined;
     const sub: ConsumerSub = {
       conn,
       session: this,
@@ -174,17 +183,50 @@ export class RelaySession {
       cursor: this.#ring.end,
       nextSeq: this.#nextSeq,
       stream: live?.id ?? 0,
+      skipBelow: 0n,
       done: false,
     };
+    const first: ControlMessage[] = [];
+    if (resume !== undefined && s !== undefined && equals(s.start.epoch, resume.epoch)) {
+      this.#resumeAt(sub, s, resume.nextSeq, first);
+    } else if (live !== undefined) {
+      first.push({ kind: ControlKind.StreamStart, ...live.start, firstSeq: this.#nextSeq });
+    } else if (resume !== undefined) {
+      // The stream may come back (its producer resuming here): then skip what it has.
+      sub.resume = { epoch: resume.epoch.slice(), nextSeq: resume.nextSeq };
+    }
     this.consumers.add(sub);
+    this.#inUse();
     if (policy === "block") this.#blockers++;
     this.#checkWait();
-    const start = live === undefined ? undefined : {
-      kind: ControlKind.StreamStart,
-      ...live.start,
-      firstSeq: this.#nextSeq,
-    } as const;
-    return { sub, start };
+    return { sub, first };
+  }
+
+  /** Places a resuming consumer's cursor at `next` of stream `s`, or says what is gone. */
+  #resumeAt(sub: ConsumerSub, s: Stream, next: bigint, first: ControlMessage[]): void {
+    sub.stream = s.id;
+    sub.nextSeq = next;
+    const ring = this.#ring;
+    let oldest: { index: number; seq: bigint } | undefined;
+    for (let i = ring.end - 1; i >= ring.base; i--) {
+      const e = ring.at(i)!;
+      if (e.kind !== "data" || e.stream !== s.id) continue;
+      if (e.seq === next) {
+        sub.cursor = i;
+        return;
+      }
+      oldest = { index: i, seq: e.seq };
+    }
+    if (next >= this.#nextSeq) {
+      // Caught up (or ahead of a relay that restarted): live frames it already has are skipped.
+      sub.skipBelow = next;
+      return;
+    }
+    const to = oldest !== undefined && oldest.seq > next ? oldest.seq : this.#nextSeq;
+    if (oldest !== undefined && oldest.seq > next) sub.cursor = oldest.index;
+    first.push(lagged(this.tag, next, to));
+    sub.nextSeq = to;
+    this.#ctx.counters.lagged++;
   }
 
   /** Removes a consumer (left, disconnected or failed). */
@@ -231,6 +273,7 @@ export class RelaySession {
       sub.cursor++;
       if (e.kind === "data") {
         if (e.stream !== sub.stream) continue; // a stream this consumer never started
+        if (e.seq < sub.skipBelow) continue;
         bytes += e.bytes.length;
         sub.nextSeq = e.seq + 1n;
         if (
@@ -247,10 +290,18 @@ export class RelaySession {
         continue;
       }
       flush();
-      const m = e.message;
+      let m = e.message;
       if (m.kind === ControlKind.StreamStart) {
         sub.stream = e.stream;
         sub.nextSeq = m.firstSeq;
+        const r = sub.resume;
+        sub.resume = undefined;
+        if (r !== undefined && equals(r.epoch, m.epoch) && r.nextSeq > m.firstSeq) {
+          // A consumer resuming this stream: start it where it left off.
+          m = { ...m, firstSeq: r.nextSeq };
+          sub.skipBelow = r.nextSeq;
+          sub.nextSeq = r.nextSeq;
+        }
       } else if (e.stream !== sub.stream && m.kind === ControlKind.ProducerLeft) {
         continue; // about a stream this consumer is not following
       }
@@ -301,6 +352,7 @@ export class RelaySession {
       throw new RelayError("producer-exists", "this session already has a producer");
     }
     this.producer = conn;
+    this.#inUse();
     this.#checkWait();
   }
 
@@ -314,16 +366,18 @@ export class RelaySession {
     if (s !== undefined && equals(s.start.epoch, start.epoch)) {
       // The same producer stream resuming after a reconnect (within the grace period).
       if (s.ended || start.firstSeq > this.#nextSeq) {
-        throw new RelayError("protocol-error", "stream cannot resume at that seq");
+        throw new RelayError(
+          "protocol-error",
+          "this stream cannot resume here (its grace period is over): start a new producer",
+        );
       }
       this.#resumeFloor = this.#nextSeq;
       this.#clearGrace();
       this.#ctx.log.info("stream.resume", { route: this.name, seq: this.#nextSeq });
       return;
     }
-    if (start.firstSeq !== 0n) {
-      throw new RelayError("protocol-error", "a new stream must start at seq 0");
-    }
+    // A stream unknown here normally starts at 0; a later first seq is a producer resuming
+    // its stream on a relay that restarted (consumers see firstSeq and check continuity).
     if (s !== undefined && !s.ended) {
       // The previous stream was cut (its producer vanished and a new one started).
       this.#push({
@@ -335,8 +389,8 @@ export class RelaySession {
     this.#clearGrace();
     const id = ++this.#streams;
     this.#stream = { id, start: { ...start, tag: this.tag }, ended: false };
-    this.#nextSeq = 0n;
-    this.#resumeFloor = 0n;
+    this.#nextSeq = start.firstSeq;
+    this.#resumeFloor = start.firstSeq;
     this.#push({
       kind: "event",
       stream: id,
@@ -511,17 +565,34 @@ export class RelaySession {
 
   #maybeIdle(): void {
     if (
-      !this.#closed && this.producer === undefined && this.consumers.size === 0 &&
-      this.#graceTimer === undefined
+      this.#closed || this.producer !== undefined || this.consumers.size > 0 ||
+      this.#graceTimer !== undefined || this.#lingerTimer !== undefined
     ) {
+      return;
+    }
+    const linger = this.#ring.size > 0 ? this.#ctx.limits.sessionLingerMs : 0;
+    if (linger === 0) {
       this.close();
       this.#ctx.onIdle(this);
+      return;
     }
+    // Keep the ring a while: consumers whose connection broke come back to resume from it.
+    this.#lingerTimer = setTimeout(() => {
+      this.#lingerTimer = undefined;
+      this.#maybeIdle();
+    }, linger);
+  }
+
+  /** Someone joined: the session is in use again. */
+  #inUse(): void {
+    if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
+    this.#lingerTimer = undefined;
   }
 
   /** Stops the timers (relay shutdown or session idle). */
   close(): void {
     this.#closed = true;
+    this.#inUse();
     this.#clearGrace();
     if (this.#waitTimer !== undefined) clearTimeout(this.#waitTimer);
     this.#waitTimer = undefined;

@@ -142,3 +142,24 @@ export function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** A client transport whose open connections can be cut at once, as a network failure would. */
+export function killableTransport(inner: Transport): Transport & { kill(): number } {
+  const open = new Set<Conn>();
+  return {
+    name: `killable(${inner.name})`,
+    listen: (addr, options) => inner.listen(addr, options),
+    async connect(addr, options) {
+      const conn = await inner.connect(addr, options);
+      open.add(conn);
+      conn.closed.then(() => open.delete(conn));
+      return conn;
+    },
+    kill() {
+      const n = open.size;
+      for (const c of open) c.close();
+      open.clear();
+      return n;
+    },
+  };
+}

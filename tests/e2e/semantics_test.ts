@@ -223,7 +223,8 @@ for (const setup of setups()) {
         const c2 = await Consumer.connect(relay.addr, s2, { transport: t });
         const left: boolean[] = [];
         c2.on("producer-left", (e) => left.push(e.resumable));
-        const p2 = await Producer.connect(relay.addr, s2, { transport: t });
+        // A crash: the connection drops and the producer does not come back.
+        const p2 = await Producer.connect(relay.addr, s2, { transport: t, reconnect: false });
         await p2.broadcast(msg(2));
         await p2.flush();
         assert.equal(idx((await c2.recv())!), 2);

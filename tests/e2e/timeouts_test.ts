@@ -87,8 +87,10 @@ for (const setup of setups()) {
     test("close() tells connected clients the relay is going away", async () => {
       const relay = await relayOn(setup);
       const session = Session.generate();
-      const consumer = await Consumer.connect(relay.addr, session, { transport: t });
-      const producer = await Producer.connect(relay.addr, session, { transport: t });
+      // Without reconnecting, so the going-away reason itself surfaces.
+      const opts = { transport: t, reconnect: false } as const;
+      const consumer = await Consumer.connect(relay.addr, session, opts);
+      const producer = await Producer.connect(relay.addr, session, opts);
       await producer.broadcast(new Uint8Array([1]));
       assert.deepEqual(await consumer.recv(), new Uint8Array([1]));
       await relay.close({ drainMs: 500 });
