@@ -253,7 +253,7 @@ export class RelayConnection {
     session: Session,
     options: ProducerOptions<T> = {},
   ): Promise<Producer<T>> {
-    return Producer.open(this, session, options, false);
+    return Producer.open(this, session, options, undefined);
   }
 
   /**
@@ -266,7 +266,7 @@ export class RelayConnection {
     session: Session,
     options: ConsumerOptions<T> = {},
   ): Promise<Consumer<T>> {
-    return Consumer.open(this, session, options, false);
+    return Consumer.open(this, session, options, undefined);
   }
 
   /** The failure that ended the connection, if any. */
@@ -562,19 +562,25 @@ export class RelayConnection {
   }
 }
 
+/** Where a producer or consumer that owns its connection (re)connects to. */
+export interface Home {
+  /** Relay address. */
+  readonly addr: Addr | string;
+  /** Connection options. */
+  readonly options: ConnectOptions;
+}
+
 /**
  * Opens a connection for one producer or consumer, closing it again if joining fails.
- * @param addr Relay address.
- * @param options Connection options.
+ * @param home Relay address and connection options.
  * @param open Joins on the new connection.
  * @returns What `open` returns.
  */
 export async function withOwnConnection<R>(
-  addr: Addr | string,
-  options: ConnectOptions,
+  home: Home,
   open: (conn: RelayConnection) => Promise<R>,
 ): Promise<R> {
-  const conn = await RelayConnection.connect(addr, options);
+  const conn = await RelayConnection.connect(home.addr, home.options);
   try {
     return await open(conn);
   } catch (e) {

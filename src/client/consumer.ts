@@ -27,7 +27,8 @@ import type { Addr } from "../transport/types.ts";
 import type { Codec } from "./codec.ts";
 import {
   type ConnectOptions,
-  RelayConnection,
+  type Home,
+  type RelayConnection,
   type Subscriber,
   withOwnConnection,
 } from "./connection.ts";
@@ -134,7 +135,8 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
   #conn: RelayConnection;
   readonly #keys: SessionKeys;
   readonly #session: Session;
-  readonly #owns: boolean;
+  /** Set when this opened its own connection: where to reconnect; it closes it on close(). */
+  readonly #home: Home | undefined;
   readonly #codec: Codec<T> | undefined;
   readonly #events = new Emitter<ConsumerEvents>();
   readonly #queue: Item[] = [];
@@ -149,8 +151,6 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
   #closing: Promise<void> | undefined;
   readonly #policy: PolicyName | undefined;
   readonly #reconnectOptions: ReconnectOptions | false;
-  #addr: Addr | string | undefined;
-  #options: ConsumerOptions<T> = {};
   #reconnecting = false;
 
   private constructor(
@@ -158,12 +158,12 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     session: Session,
     keys: SessionKeys,
     options: ConsumerOptions<T>,
-    owns: boolean,
+    home: Home | undefined,
   ) {
     this.#conn = connection;
     this.#session = session;
     this.#keys = keys;
-    this.#owns = owns;
+    this.#home = home;
     this.#codec = options.codec;
     this.#policy = options.policy;
     this.#reconnectOptions = options.reconnect ?? {};
@@ -185,14 +185,8 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     session: Session,
     options: ConsumerOptions<T> = {},
   ): Promise<Consumer<T>> {
-    const consumer = await withOwnConnection(
-      addr,
-      options,
-      (conn) => Consumer.open(conn, session, options, true),
-    );
-    consumer.#addr = addr;
-    consumer.#options = options;
-    return consumer;
+    const home = { addr, options };
+    return withOwnConnection(home, (conn) => Consumer.open(conn, session, options, home));
   }
 
   /** @internal Joins on an existing connection; use `connect` or `connection.consumer`. */
@@ -200,10 +194,10 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     conn: RelayConnection,
     session: Session,
     options: ConsumerOptions<T>,
-    owns: boolean,
+    home: Home | undefined,
   ): Promise<Consumer<T>> {
     const keys = await session.keys(conn.crypto);
-    const consumer = new Consumer<T>(conn, session, keys, options, owns);
+    const consumer = new Consumer<T>(conn, session, keys, options, home);
     await conn.join(keys, Role.Consumer, consumer.#joinOptions(), consumer.#subscriber(conn));
     return consumer;
   }
@@ -323,7 +317,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#stop(new RelayError("closed", "consumer is closed"));
-      if (this.#owns) await this.#conn.close();
+      if (this.#home !== undefined) await this.#conn.close();
       else await this.#conn.leave(this.#keys.streamTag, Role.Consumer);
     })();
     return this.#closing;
@@ -381,7 +375,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     this.#ended = true;
     const info = this.#stream!.info;
     this.#events.emit("end", info);
-    if (this.#owns) this.#conn.close().catch(() => {});
+    if (this.#home !== undefined) this.#conn.close().catch(() => {});
     else this.#conn.leave(this.#keys.streamTag, Role.Consumer).catch(() => {});
   }
 
@@ -393,7 +387,10 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
         // After END or a local close(), the connection closing is expected.
         if (this.#terminal !== undefined || this.#closing !== undefined) return;
         if (this.#ended) return;
-        if (connection && this.#owns && this.#reconnectOptions !== false && isTransient(e)) {
+        if (
+          connection && this.#home !== undefined && this.#reconnectOptions !== false &&
+          isTransient(e)
+        ) {
           this.#reconnect(e);
           return;
         }
@@ -407,16 +404,12 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     if (this.#reconnecting) return;
     this.#reconnecting = true;
     const options = this.#reconnectOptions as ReconnectOptions;
-    withBackoff(options, error, async () => {
-      const conn = await RelayConnection.connect(this.#addr!, this.#options);
-      try {
+    const home = this.#home!;
+    withBackoff(options, error, () =>
+      withOwnConnection(home, async (conn) => {
         await conn.join(this.#keys, Role.Consumer, this.#joinOptions(), this.#subscriber(conn));
         return conn;
-      } catch (e) {
-        conn.abort();
-        throw e;
-      }
-    }, {
+      }), {
       retryable: isTransient,
       stopped: () => this.#terminal !== undefined || this.#closing !== undefined,
       onDelay: (attempt, delayMs, err) =>

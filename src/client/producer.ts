@@ -19,7 +19,8 @@ import type { Addr } from "../transport/types.ts";
 import type { Codec } from "./codec.ts";
 import {
   type ConnectOptions,
-  RelayConnection,
+  type Home,
+  type RelayConnection,
   type Subscriber,
   withOwnConnection,
 } from "./connection.ts";
@@ -95,7 +96,8 @@ export class Producer<T = Uint8Array> {
   readonly epoch: Uint8Array;
   readonly #keys: SessionKeys;
   readonly #aead: Aead;
-  readonly #owns: boolean;
+  /** Set when this opened its own connection: where to reconnect; it closes it on close(). */
+  readonly #home: Home | undefined;
   readonly #codec: Codec<T> | undefined;
   readonly #linger: number;
   readonly #threshold: number;
@@ -122,8 +124,6 @@ export class Producer<T = Uint8Array> {
   #written = 0n;
   readonly #replayFrames: number;
   readonly #reconnectOptions: ReconnectOptions | false;
-  #addr: Addr | string | undefined;
-  #options: ProducerOptions<T> = {};
   #start: { startedAt: bigint; signature: Uint8Array } | undefined;
   #reconnecting: Promise<void> | undefined;
 
@@ -133,7 +133,7 @@ export class Producer<T = Uint8Array> {
     epoch: Uint8Array,
     aead: Aead,
     options: ProducerOptions<T>,
-    owns: boolean,
+    home: Home | undefined,
   ) {
     this.#conn = connection;
     this.#replayFrames = options.replayFrames ?? 0;
@@ -141,7 +141,7 @@ export class Producer<T = Uint8Array> {
     this.#keys = keys;
     this.epoch = epoch;
     this.#aead = aead;
-    this.#owns = owns;
+    this.#home = home;
     this.#codec = options.codec;
     this.#linger = options.lingerMs ?? 0;
     this.#threshold = options.batchThreshold ?? 8 * 1024;
@@ -165,14 +165,8 @@ export class Producer<T = Uint8Array> {
     session: Session,
     options: ProducerOptions<T> = {},
   ): Promise<Producer<T>> {
-    const producer = await withOwnConnection(
-      addr,
-      options,
-      (conn) => Producer.open(conn, session, options, true),
-    );
-    producer.#addr = addr;
-    producer.#options = options;
-    return producer;
+    const home = { addr, options };
+    return withOwnConnection(home, (conn) => Producer.open(conn, session, options, home));
   }
 
   /** @internal Joins on an existing connection; use `connect` or `connection.producer`. */
@@ -180,13 +174,13 @@ export class Producer<T = Uint8Array> {
     conn: RelayConnection,
     session: Session,
     options: ProducerOptions<T>,
-    owns: boolean,
+    home: Home | undefined,
   ): Promise<Producer<T>> {
     const crypto = conn.crypto;
     const keys = await session.keys(crypto);
     const epoch = crypto.randomBytes(EPOCH_LENGTH);
     const aead = await crypto.aesGcm(session.dataKey(crypto, epoch));
-    const producer = new Producer<T>(conn, keys, epoch, aead, options, owns);
+    const producer = new Producer<T>(conn, keys, epoch, aead, options, home);
     await conn.join(keys, Role.Producer, {}, producer.#subscriber());
     const startedAt = BigInt(Date.now());
     const signature = await signStreamStart(keys.signer, keys.routeId, { epoch, startedAt });
@@ -246,14 +240,15 @@ export class Producer<T = Uint8Array> {
   /** The connection failed: reconnect if that can help, otherwise fail. */
   #lost(e: RelayError): void {
     if (this.#failure !== undefined || this.#reconnecting !== undefined) return;
-    if (!this.#owns || this.#reconnectOptions === false || !isTransient(e)) {
+    const home = this.#home;
+    if (home === undefined || this.#reconnectOptions === false || !isTransient(e)) {
       this.#fail(e);
       return;
     }
     const options = this.#reconnectOptions;
     this.#reconnecting = (async () => {
       try {
-        const { value: conn, attempts } = await withBackoff(options, e, () => this.#rejoin(), {
+        const { value: conn, attempts } = await withBackoff(options, e, () => this.#rejoin(home), {
           retryable: (err) => isTransient(err) || err.code === "producer-exists",
           stopped: () => this.#failure !== undefined,
           onDelay: (attempt, delayMs, error) =>
@@ -271,17 +266,13 @@ export class Producer<T = Uint8Array> {
   }
 
   /** A new connection: join, continue the stream, resend what the relay may not have. */
-  async #rejoin(): Promise<RelayConnection> {
-    const conn = await RelayConnection.connect(this.#addr!, this.#options);
-    try {
+  #rejoin(home: Home): Promise<RelayConnection> {
+    return withOwnConnection(home, async (conn) => {
       await conn.join(this.#keys, Role.Producer, {}, this.#subscriber());
       await this.#announce(conn, this.#retained[0]?.seq ?? this.#written);
       for (const r of this.#retained) await conn.write(r.frame);
       return conn;
-    } catch (e) {
-      conn.abort();
-      throw e;
-    }
+    });
   }
 
   /** Seq of the next frame. */
@@ -401,7 +392,7 @@ export class Producer<T = Uint8Array> {
         }
       } finally {
         this.#failure ??= new RelayError("closed", "producer is closed");
-        if (this.#owns) await this.#conn.close();
+        if (this.#home !== undefined) await this.#conn.close();
         else await this.#conn.leave(this.#keys.streamTag, Role.Producer);
       }
     })();
