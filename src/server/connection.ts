@@ -33,6 +33,7 @@ import { streamTag } from "../protocol/session.ts";
 import { formatAddr } from "../transport/_queues.ts";
 import type { Conn } from "../transport/types.ts";
 import type { Logger } from "./log.ts";
+import type { Outbound, Tamper } from "./_tamper.ts";
 import type { RelayLimits } from "./options.ts";
 import type { ConsumerSub, RelaySession, SubscriberConn } from "./session.ts";
 import { Policy } from "../protocol/control.ts";
@@ -46,8 +47,10 @@ export interface RelayContext {
   readonly stats: ConnCounters;
   /** The session for a route id, created on first use. */
   session(routeId: Uint8Array, tag: Uint8Array): RelaySession | RelayError;
-  /** Whether accepting this connection exceeds the cap (decided at accept time). */
+  /** Clock (ms). */
   readonly now: () => number;
+  /** Test hook simulating a malicious relay (`_tamper.ts`); undefined in production. */
+  readonly tamper?: Tamper | undefined;
 }
 
 /** Relay-wide counters a connection updates. */
@@ -526,7 +529,8 @@ export class ServerConnection implements SubscriberConn {
               if (item.kind === "bytes") {
                 this.#ctx.stats.framesOut += item.frames;
                 this.#ctx.stats.bytesOut += item.bytes.length;
-                await this.#conn.write(item.bytes);
+                if (this.#ctx.tamper === undefined) await this.#conn.write(item.bytes);
+                else await this.#writeTampered(item.bytes);
               } else if (item.kind === "control") {
                 await this.#writeControl(item.message);
               } else {
@@ -555,8 +559,35 @@ export class ServerConnection implements SubscriberConn {
   }
 
   async #writeControl(message: ControlMessage): Promise<void> {
+    const tamper = this.#ctx.tamper;
+    if (tamper !== undefined) {
+      for (const out of tamper(this.id, { kind: "control", message })) await this.#writeOut(out);
+      return;
+    }
+    await this.#writeSealed(message);
+  }
+
+  async #writeSealed(message: ControlMessage): Promise<void> {
     const sealed = await this.#send!.encryptWithAd(EMPTY, encodeControl(message));
     await this.#conn.write(encodeFrame(FrameType.Control, sealed));
+  }
+
+  /** Test hook path: splits a run into frames and writes what the hook returns. */
+  async #writeTampered(run: Uint8Array): Promise<void> {
+    for (let at = 0; at < run.length;) {
+      const end = at + 5 + new DataView(run.buffer, run.byteOffset + at, 4).getUint32(0);
+      for (
+        const out of this.#ctx.tamper!(this.id, { kind: "data", bytes: run.subarray(at, end) })
+      ) {
+        await this.#writeOut(out);
+      }
+      at = end;
+    }
+  }
+
+  async #writeOut(out: Outbound): Promise<void> {
+    if (out.kind === "data") await this.#conn.write(out.bytes);
+    else await this.#writeSealed(out.message);
   }
 }
 

@@ -16,6 +16,7 @@ import { type ConnCounters, ServerConnection, SLOW_DRAIN_MS } from "./connection
 import { Logger } from "./log.ts";
 import { DEFAULT_PORT, type RelayLimits, type RelayOptions, resolveLimits } from "./options.ts";
 import { RelaySession, type SessionCounters } from "./session.ts";
+import { TAMPER, type Tamper } from "./_tamper.ts";
 
 /** A snapshot of the relay's counters. */
 export interface RelayStats {
@@ -76,6 +77,7 @@ export class RelayServer {
   readonly #crypto: CryptoProvider;
   readonly #key: KeyPair;
   readonly #log: Logger;
+  readonly #tamper: Tamper | undefined;
   readonly #sessions = new Map<string, RelaySession>();
   readonly #conns = new Set<ServerConnection>();
   readonly #counters: ConnCounters & SessionCounters & { refused: number } = {
@@ -101,6 +103,7 @@ export class RelayServer {
     key: KeyPair,
     limits: RelayLimits,
     log: Logger,
+    tamper: Tamper | undefined,
   ) {
     this.addr = listener.addr;
     this.publicKey = key.publicKey;
@@ -109,6 +112,7 @@ export class RelayServer {
     this.#crypto = crypto;
     this.#key = key;
     this.#log = log;
+    this.#tamper = tamper;
     this.#sweep = setInterval(() => this.#sweepOnce(), Math.min(1000, limits.heartbeatMs));
     this.#accepting = this.#acceptLoop();
   }
@@ -136,7 +140,8 @@ export class RelayServer {
         port: options.port ?? DEFAULT_PORT,
       });
     const listener = await transport.listen(addr);
-    const relay = new RelayServer(listener, crypto, key, limits, log);
+    const tamper = (options as { [TAMPER]?: Tamper })[TAMPER];
+    const relay = new RelayServer(listener, crypto, key, limits, log, tamper);
     log.info("relay.listen", {
       addr: formatListen(listener.addr),
       transport: transport.name,
@@ -227,6 +232,7 @@ export class RelayServer {
         stats: this.#counters,
         now: Date.now,
         session: (routeId, tag) => this.#session(routeId, tag),
+        tamper: this.#tamper,
       }, refuse);
       this.#conns.add(rc);
       rc.done.then(() => this.#conns.delete(rc));
