@@ -19,6 +19,7 @@ import {
   decodeJoinOptions,
   encodeControl,
   encodeHello,
+  MAX_CONTROL,
   PROLOGUE,
   PROTOCOL_VERSION,
   type RelayHello,
@@ -28,7 +29,7 @@ import {
 import { DATA_HEADER, parseDataHeader } from "../protocol/data_frame.ts";
 import { encodeFrame, type Frame, FrameDecoder, FrameType } from "../protocol/framer.ts";
 import { Role, verifyJoin } from "../protocol/join.ts";
-import { type CipherState, MAX_NOISE_MESSAGE, NoiseHandshake } from "../protocol/noise.ts";
+import { type CipherState, NoiseHandshake } from "../protocol/noise.ts";
 import { streamTag } from "../protocol/session.ts";
 import { formatAddr } from "../transport/_queues.ts";
 import type { Conn } from "../transport/types.ts";
@@ -65,8 +66,19 @@ export interface ConnCounters {
 }
 
 const EMPTY = new Uint8Array(0);
-/** Limit on frame bodies before a producer joined: handshake and control messages only. */
-const PRE_JOIN_MAX = MAX_NOISE_MESSAGE;
+/**
+ * Limit on the first frame's body: hydra/1's handshake message 1 is 33 bytes (an ephemeral
+ * key and the version byte); the slack is for later versions' payloads, answered with
+ * `unsupported`. Unauthenticated peers can make the relay hold no more than this.
+ */
+export const HANDSHAKE_MAX = 1024;
+/** Limit on frame bodies until a producer joins: sealed control messages only. */
+export const CONTROL_FRAME_MAX: number = MAX_CONTROL + 16;
+/**
+ * Control messages queued for a client that does not read them (pongs, join answers)
+ * before it is disconnected: the queue is the one thing a client can grow by asking.
+ */
+const MAX_QUEUED_CONTROL = 1024;
 /** Bytes a consumer's turn may take from the ring before others get theirs. */
 const TAKE_BUDGET = 256 * 1024;
 /** Failed joins tolerated per connection before it is closed. */
@@ -92,7 +104,7 @@ export class ServerConnection implements SubscriberConn {
   readonly id: number;
   readonly #conn: Conn;
   readonly #ctx: RelayContext;
-  readonly #decoder = new FrameDecoder(PRE_JOIN_MAX);
+  readonly #decoder = new FrameDecoder(HANDSHAKE_MAX);
   readonly #remote: string;
   #send: CipherState | undefined;
   #recv: CipherState | undefined;
@@ -301,6 +313,7 @@ export class ServerConnection implements SubscriberConn {
     this.#send = send;
     this.#recv = recv;
     this.#hash = handshakeHash;
+    this.#decoder.maxBody = CONTROL_FRAME_MAX;
   }
 
   async #readLoop(): Promise<void> {
@@ -385,11 +398,25 @@ export class ServerConnection implements SubscriberConn {
     for (const p of this.#producers.values()) {
       if (!p.unacked) continue;
       p.unacked = false;
-      this.#queue({ kind: ControlKind.Ack, tag: p.session.tag, seq: p.lastSeq });
+      const ack: ControlMessage = { kind: ControlKind.Ack, tag: p.session.tag, seq: p.lastSeq };
+      // An ACK still queued for this session (the client is slow to read) is moved forward
+      // rather than joined by another.
+      const queued = this.#control.find((c) =>
+        c.message.kind === ControlKind.Ack && c.message.tag === p.session.tag
+      );
+      if (queued !== undefined) queued.message = ack;
+      else this.#queue(ack);
     }
   }
 
   #queue(message: ControlMessage): void {
+    if (this.#closing) return;
+    if (this.#control.length >= MAX_QUEUED_CONTROL) {
+      // Called from timers too: never throw, end this connection.
+      this.#ctx.log.info("conn.error", { conn: this.id, code: "slow-consumer" });
+      this.shutdown(new RelayError("slow-consumer", "the client does not read what it is sent"));
+      return;
+    }
     this.#control.push({ message });
     this.wake();
   }
@@ -407,8 +434,14 @@ export class ServerConnection implements SubscriberConn {
         return await this.#onJoin(m);
       case ControlKind.StreamStart:
         return await this.#onStreamStart(m);
-      case ControlKind.Ping:
-        return this.#queue({ kind: ControlKind.Pong, nonce: m.nonce });
+      case ControlKind.Ping: {
+        // One pong pending at most: a client pinging without reading grows nothing.
+        const last = this.#control[this.#control.length - 1];
+        if (last?.message.kind === ControlKind.Pong) {
+          last.message = { kind: ControlKind.Pong, nonce: m.nonce };
+        } else this.#queue({ kind: ControlKind.Pong, nonce: m.nonce });
+        return;
+      }
       case ControlKind.Pong:
         return;
       case ControlKind.Leave:
@@ -463,7 +496,7 @@ export class ServerConnection implements SubscriberConn {
         return refuse((e as RelayError).code, (e as RelayError).message);
       }
       this.#producers.set(key, { session, started: false, unacked: false, lastSeq: -1n });
-      this.#decoder.maxBody = Math.max(PRE_JOIN_MAX, limits.maxFrameBytes);
+      this.#decoder.maxBody = Math.max(CONTROL_FRAME_MAX, limits.maxFrameBytes);
       this.#queue({ kind: ControlKind.Joined, tag, role: m.role });
     } else {
       const { sub, first } = session.addConsumer(this, options.policy, options.resume);
