@@ -65,6 +65,12 @@ const SERVE_FLAGS: FlagSpec[] = [
     help: "ring bytes per session (default 16MiB)",
   },
   {
+    name: "memory-budget",
+    env: "HYDRA_MEMORY_BUDGET",
+    value: "BYTES",
+    help: "ring bytes of all sessions together (default 1GiB)",
+  },
+  {
     name: "heartbeat",
     env: "HYDRA_HEARTBEAT_MS",
     value: "MS",
@@ -74,7 +80,7 @@ const SERVE_FLAGS: FlagSpec[] = [
     name: "idle-timeout",
     env: "HYDRA_IDLE_TIMEOUT_MS",
     value: "MS",
-    help: "close silent connections (default 30000)",
+    help: "close silent connections (default 2 x heartbeat)",
   },
   {
     name: "wait-for-producer",
@@ -256,6 +262,7 @@ async function serve(flags: Record<string, string | undefined>): Promise<number>
       maxFrameBytes: num("max-frame"),
       ringFrames: num("ring-frames"),
       ringBytes: num("ring-bytes"),
+      memoryBudgetBytes: num("memory-budget"),
       heartbeatMs: num("heartbeat"),
       idleTimeoutMs: num("idle-timeout"),
       waitForProducerMs: num("wait-for-producer"),

@@ -121,6 +121,8 @@ export class RelayConnection {
   #resolveClosed!: (e: RelayError | undefined) => void;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #lastRecv = Date.now();
+  #lastPing = Date.now();
+  #tickMs = 0;
   #buffered = 0;
   #spaceWaiter: (() => void) | undefined;
   #pingNonce = 0n;
@@ -146,7 +148,9 @@ export class RelayConnection {
     this.#maxBuffered = options.maxBuffered ?? 4 * 1024 * 1024;
     this.#decoder = new FrameDecoder(Math.max(hello.maxFrame + 64, MAX_NOISE_MESSAGE));
     this.closed = new Promise((r) => (this.#resolveClosed = r));
-    this.#heartbeat = setInterval(() => this.#beat(), hello.heartbeatMs);
+    // Four checks per heartbeat: a silent relay is noticed within 2 × heartbeat.
+    this.#tickMs = Math.max(1, Math.floor(hello.heartbeatMs / 4));
+    this.#heartbeat = setInterval(() => this.#beat(), this.#tickMs);
     this.#readDone = this.#readLoop(pending);
   }
 
@@ -450,12 +454,17 @@ export class RelayConnection {
   }
 
   #beat(): void {
-    const silent = Date.now() - this.#lastRecv;
-    if (silent > 2 * this.hello.heartbeatMs && this.#spaceWaiter === undefined) {
-      this.#fail(new RelayError("timeout", `relay silent for ${Math.round(silent / 1000)} s`));
+    const now = Date.now();
+    const silent = now - this.#lastRecv;
+    const hb = this.hello.heartbeatMs;
+    if (silent + this.#tickMs > 2 * hb && this.#spaceWaiter === undefined) {
+      this.#fail(new RelayError("timeout", `relay silent for ${(silent / 1000).toFixed(1)} s`));
       return;
     }
-    this.sendControl({ kind: ControlKind.Ping, nonce: this.#pingNonce++ }).catch(() => {});
+    if (now - this.#lastPing + this.#tickMs > hb) {
+      this.#lastPing = now;
+      this.sendControl({ kind: ControlKind.Ping, nonce: this.#pingNonce++ }).catch(() => {});
+    }
   }
 
   async #readLoop(pending: Frame[]): Promise<void> {

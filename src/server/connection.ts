@@ -170,6 +170,8 @@ export class ServerConnection implements SubscriberConn {
   shutdown(error: RelayError | undefined, drainMs = 1000): void {
     if (this.#closing || this.#closed) return;
     this.#closing = true;
+    // A peer gone silent is dead to its sessions now, not after the drain.
+    if (error?.code === "timeout") this.#release();
     if (this.#send !== undefined) {
       const message: ControlMessage = error === undefined || error.code === "going-away"
         ? {

@@ -40,7 +40,10 @@ export interface RelayOptions {
   readonly handshakeTimeoutMs?: number;
   /** Interval clients ping at (ms), announced in the hello. Default 10,000. */
   readonly heartbeatMs?: number;
-  /** A connection silent this long is closed (ms). Default 30,000. */
+  /**
+   * A connection silent this long is closed (ms), never later: a dead or half-open client is
+   * detected within it. Must exceed `heartbeatMs`. Default 2 × `heartbeatMs` (20,000).
+   */
   readonly idleTimeoutMs?: number;
   /** How long consumers wait for a producer (ms); 0 = forever. Default 60,000. */
   readonly waitForProducerMs?: number;
@@ -51,6 +54,13 @@ export interface RelayOptions {
    * can resume from it (ms); 0 = drop at once. Default 10,000.
    */
   readonly sessionLingerMs?: number;
+  /**
+   * Bytes all sessions' rings may hold together. Sessions are free to create, so without
+   * it anyone could make the relay hold `ringBytes` per session they invent. Over budget, a
+   * ring takes a frame only by evicting its own oldest ones (its consumers' policy applies
+   * as for a full ring). Default 1 GiB.
+   */
+  readonly memoryBudgetBytes?: number;
   /** Relay static X25519 private key (32 bytes). Default: `keyFile`, else a fresh key. */
   readonly staticKey?: Uint8Array;
   /** File holding the static key (hex); created with mode 0600 when missing. */
@@ -90,6 +100,8 @@ export interface RelayLimits {
   readonly producerGraceMs: number;
   /** How long an unjoined session keeps its ring for resuming consumers (ms). */
   readonly sessionLingerMs: number;
+  /** Bytes all rings may hold together. */
+  readonly memoryBudgetBytes: number;
 }
 
 /** The defaults, as documented. */
@@ -102,10 +114,11 @@ export const DEFAULT_LIMITS: RelayLimits = {
   maxSessionsPerConnection: 1024,
   handshakeTimeoutMs: 10_000,
   heartbeatMs: 10_000,
-  idleTimeoutMs: 30_000,
+  idleTimeoutMs: 20_000,
   waitForProducerMs: 60_000,
   producerGraceMs: 5_000,
   sessionLingerMs: 10_000,
+  memoryBudgetBytes: 1024 * 1024 * 1024,
 };
 
 function int(
@@ -141,6 +154,11 @@ export function resolveLimits(o: RelayOptions): RelayLimits {
     throw new RangeError(`"policy" must be disconnect, drop or block, got ${o.policy}`);
   }
   const heartbeatMs = int(o.heartbeatMs, "heartbeatMs", 10, 0x7fffffff, d.heartbeatMs);
+  if (o.idleTimeoutMs !== undefined && o.idleTimeoutMs <= heartbeatMs) {
+    throw new RangeError(
+      `"idleTimeoutMs" (${o.idleTimeoutMs}) must exceed "heartbeatMs" (${heartbeatMs}), or live clients are cut`,
+    );
+  }
   return {
     maxConnections: int(o.maxConnections, "maxConnections", 1, 0x7fffffff, d.maxConnections),
     maxFrameBytes,
@@ -167,7 +185,7 @@ export function resolveLimits(o: RelayOptions): RelayLimits {
       "idleTimeoutMs",
       1,
       0x7fffffff,
-      o.heartbeatMs === undefined ? d.idleTimeoutMs : 3 * heartbeatMs,
+      2 * heartbeatMs,
     ),
     waitForProducerMs: int(
       o.waitForProducerMs,
@@ -178,5 +196,12 @@ export function resolveLimits(o: RelayOptions): RelayLimits {
     ),
     producerGraceMs: int(o.producerGraceMs, "producerGraceMs", 0, 0x7fffffff, d.producerGraceMs),
     sessionLingerMs: int(o.sessionLingerMs, "sessionLingerMs", 0, 0x7fffffff, d.sessionLingerMs),
+    memoryBudgetBytes: int(
+      o.memoryBudgetBytes,
+      "memoryBudgetBytes",
+      1024 * 1024,
+      Number.MAX_SAFE_INTEGER,
+      d.memoryBudgetBytes,
+    ),
   };
 }

@@ -17,6 +17,7 @@ import { Logger } from "./log.ts";
 import { DEFAULT_PORT, type RelayLimits, type RelayOptions, resolveLimits } from "./options.ts";
 import { RelaySession, type SessionCounters } from "./session.ts";
 import { TAMPER, type Tamper } from "./_tamper.ts";
+import type { MemoryAccount } from "./ring.ts";
 
 /** A snapshot of the relay's counters. */
 export interface RelayStats {
@@ -78,6 +79,7 @@ export class RelayServer {
   readonly #key: KeyPair;
   readonly #log: Logger;
   readonly #tamper: Tamper | undefined;
+  readonly #memory: MemoryAccount;
   readonly #sessions = new Map<string, RelaySession>();
   readonly #conns = new Set<ServerConnection>();
   readonly #counters: ConnCounters & SessionCounters & { refused: number } = {
@@ -93,6 +95,7 @@ export class RelayServer {
     refused: 0,
   };
   readonly #sweep: ReturnType<typeof setInterval>;
+  readonly #sweepMs: number;
   readonly #accepting: Promise<void>;
   #nextId = 1;
   #closing: Promise<void> | undefined;
@@ -113,7 +116,9 @@ export class RelayServer {
     this.#key = key;
     this.#log = log;
     this.#tamper = tamper;
-    this.#sweep = setInterval(() => this.#sweepOnce(), Math.min(1000, limits.heartbeatMs));
+    this.#memory = { used: 0, budget: limits.memoryBudgetBytes };
+    this.#sweepMs = sweepInterval(limits);
+    this.#sweep = setInterval(() => this.#sweepOnce(), this.#sweepMs);
     this.#accepting = this.#acceptLoop();
   }
 
@@ -253,6 +258,7 @@ export class RelayServer {
       limits: this.limits,
       log: this.#log,
       counters: this.#counters,
+      memory: this.#memory,
       onIdle: (s) => {
         if (this.#sessions.get(key) === s) this.#sessions.delete(key);
       },
@@ -265,7 +271,8 @@ export class RelayServer {
   #sweepOnce(): void {
     const now = Date.now();
     for (const c of this.#conns) {
-      if (c.open && c.idleFor(now) > this.limits.idleTimeoutMs) {
+      // Closed at the last sweep before the deadline, so never later than it.
+      if (c.open && c.idleFor(now) + this.#sweepMs > this.limits.idleTimeoutMs) {
         this.#log.info("conn.idle_timeout", { conn: c.id });
         c.shutdown(new RelayError("timeout", "no traffic within the idle timeout"), 200);
         continue;
@@ -288,6 +295,14 @@ export class RelayServer {
       }
     }
   }
+}
+
+/**
+ * How often the sweep runs: a quarter of the slack between a live client's longest silence
+ * (one heartbeat) and the idle deadline, at most 1 s.
+ */
+function sweepInterval(limits: RelayLimits): number {
+  return Math.max(5, Math.min(1000, Math.floor((limits.idleTimeoutMs - limits.heartbeatMs) / 4)));
 }
 
 function formatListen(a: Addr): string {

@@ -27,13 +27,30 @@ export type Entry =
     readonly terminal?: boolean;
   };
 
+/** Bytes held by all rings of a relay, against its budget. */
+export interface MemoryAccount {
+  used: number;
+  readonly budget: number;
+}
+
 /** A bounded deque of entries with byte accounting. */
 export class Ring {
+  readonly #account: MemoryAccount;
   #buf: (Entry | undefined)[] = new Array(16);
   #head = 0;
   #size = 0;
   #base = 0;
   #bytes = 0;
+
+  /** @param account The relay-wide byte account this ring's data counts against. */
+  constructor(account: MemoryAccount = { used: 0, budget: Infinity }) {
+    this.#account = account;
+  }
+
+  /** Whether adding `size` bytes would take the relay over its memory budget. */
+  overBudget(size: number): boolean {
+    return this.#account.used + size > this.#account.budget;
+  }
 
   /** Log index of the oldest entry held. */
   get base(): number {
@@ -60,7 +77,10 @@ export class Ring {
     if (this.#size === this.#buf.length) this.#grow();
     this.#buf[(this.#head + this.#size) & (this.#buf.length - 1)] = entry;
     this.#size++;
-    if (entry.kind === "data") this.#bytes += entry.bytes.length;
+    if (entry.kind === "data") {
+      this.#bytes += entry.bytes.length;
+      this.#account.used += entry.bytes.length;
+    }
     return this.end - 1;
   }
 
@@ -72,8 +92,16 @@ export class Ring {
     this.#head = (this.#head + 1) & (this.#buf.length - 1);
     this.#size--;
     this.#base++;
-    if (entry.kind === "data") this.#bytes -= entry.bytes.length;
+    if (entry.kind === "data") {
+      this.#bytes -= entry.bytes.length;
+      this.#account.used -= entry.bytes.length;
+    }
     return entry;
+  }
+
+  /** Drops every entry (the session is gone); log indexes keep counting. */
+  clear(): void {
+    while (this.#size > 0) this.shift();
   }
 
   /** The entry at a log index, if still held. */

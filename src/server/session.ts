@@ -19,7 +19,7 @@ import { equals } from "../bytes.ts";
 import { Role } from "../protocol/join.ts";
 import { fingerprint, type Logger } from "./log.ts";
 import type { RelayLimits } from "./options.ts";
-import { type Entry, Ring } from "./ring.ts";
+import { type Entry, type MemoryAccount, Ring } from "./ring.ts";
 
 /** What a session needs from the connection a subscription lives on. */
 export interface SubscriberConn {
@@ -73,6 +73,8 @@ export interface SessionContext {
   readonly counters: SessionCounters;
   /** Called when the session has neither producer nor consumers nor pending grace. */
   readonly onIdle: (session: RelaySession) => void;
+  /** The relay-wide ring memory account (default: unbounded, for standalone use). */
+  readonly memory?: MemoryAccount;
 }
 
 const STRICTNESS: Record<PolicyName, number> = { drop: 0, disconnect: 1, block: 2 };
@@ -103,7 +105,7 @@ export class RelaySession {
   producer: SubscriberConn | undefined;
   /** Joined consumers. */
   readonly consumers: Set<ConsumerSub> = new Set();
-  readonly #ring = new Ring();
+  readonly #ring: Ring;
   readonly #ctx: SessionContext;
   #stream: Stream | undefined;
   #streams = 0;
@@ -129,6 +131,7 @@ export class RelaySession {
     this.tag = tag;
     this.name = fingerprint(routeId);
     this.#ctx = ctx;
+    this.#ring = new Ring(ctx.memory);
   }
 
   /** Entries held in the ring. */
@@ -407,7 +410,10 @@ export class RelaySession {
   hasRoom(size: number): boolean {
     const { ringFrames, ringBytes } = this.#ctx.limits;
     const ring = this.#ring;
-    while (ring.size >= ringFrames || (ring.size > 0 && ring.bytes + size > ringBytes)) {
+    while (
+      ring.size >= ringFrames ||
+      (ring.size > 0 && (ring.bytes + size > ringBytes || ring.overBudget(size)))
+    ) {
       if (this.#blockers > 0 && this.#minBlockCursor() <= ring.base) return false;
       ring.shift();
     }
@@ -592,6 +598,7 @@ export class RelaySession {
   /** Stops the timers (relay shutdown or session idle). */
   close(): void {
     this.#closed = true;
+    this.#ring.clear();
     this.#inUse();
     this.#clearGrace();
     if (this.#waitTimer !== undefined) clearTimeout(this.#waitTimer);

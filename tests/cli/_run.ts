@@ -5,7 +5,7 @@
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { runtimeName } from "../../src/runtime.ts";
@@ -106,6 +106,10 @@ export async function runCli(
 export interface Served {
   readonly addr: string;
   readonly key: string;
+  /** The relay process (for RSS readings and kill -9). */
+  readonly child: ChildProcess;
+  /** Resolves when the process exits, however it does. */
+  readonly done: Promise<CliResult>;
   stop(): Promise<CliResult>;
 }
 
@@ -146,9 +150,25 @@ export async function serveCli(
   return {
     addr: banner[1]!,
     key: banner[2]!,
+    child,
+    done,
     stop: () => {
       child.kill("SIGTERM");
       return done;
     },
   };
+}
+
+/**
+ * Resident set size of a process in KiB (Linux `/proc`), or `undefined` where unavailable.
+ */
+export function rssKiB(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const m = /VmRSS:\s+(\d+) kB/.exec(status);
+    return m === null ? undefined : Number(m[1]);
+  } catch {
+    return undefined;
+  }
 }

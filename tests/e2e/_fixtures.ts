@@ -163,3 +163,75 @@ export function killableTransport(inner: Transport): Transport & { kill(): numbe
     },
   };
 }
+
+/**
+ * A client transport whose open connections can be turned into black holes, as a pulled
+ * cable or a vanished host would: nothing more arrives, writes vanish, no FIN, no RST.
+ * Connections opened after `freeze()` work normally.
+ */
+export function freezableTransport(
+  inner: Transport,
+): Transport & { freeze(): number; release(): void } {
+  const open = new Set<{ freeze(): void }>();
+  const wrap = (conn: Conn): Conn & { freeze(): void } => {
+    let frozen = false;
+    let unblock: (() => void) | undefined;
+    const hang = new Promise<null>((r) => (unblock = () => r(null)));
+    const closed = Promise.race([conn.closed, hang.then(() => {})]);
+    return {
+      get localAddr() {
+        return conn.localAddr;
+      },
+      get remoteAddr() {
+        return conn.remoteAddr;
+      },
+      get writableLength() {
+        return frozen ? 0 : conn.writableLength;
+      },
+      get closed() {
+        return closed;
+      },
+      async read() {
+        while (true) {
+          if (frozen) return await hang;
+          const c = await Promise.race([conn.read(), hang]);
+          if (!frozen) return c;
+        }
+      },
+      write: (data) => frozen ? Promise.resolve() : conn.write(data),
+      closeWrite: () => frozen ? Promise.resolve() : conn.closeWrite(),
+      close() {
+        unblock?.();
+        // The peer must not learn of it either: the real socket stays open until the test
+        // ends it (closing it would send a FIN).
+        if (!frozen) conn.close();
+      },
+      setNoDelay: (b) => conn.setNoDelay(b),
+      freeze() {
+        frozen = true;
+      },
+    };
+  };
+  const held: Conn[] = [];
+  return {
+    name: `freezable(${inner.name})`,
+    listen: (addr, options) => inner.listen(addr, options),
+    async connect(addr, options) {
+      const raw = await inner.connect(addr, options);
+      held.push(raw);
+      const conn = wrap(raw);
+      open.add(conn);
+      return conn;
+    },
+    freeze() {
+      const n = open.size;
+      for (const c of open) c.freeze();
+      open.clear();
+      return n;
+    },
+    /** Closes the real sockets behind frozen connections (end of test). */
+    release() {
+      for (const c of held) c.close();
+    },
+  };
+}

@@ -13,11 +13,13 @@ import {
   encodeControl,
   PROLOGUE,
   type RelayHello,
+  signStreamStart,
 } from "../../src/protocol/control.ts";
 import { encodeFrame, type Frame, FrameDecoder, FrameType } from "../../src/protocol/framer.ts";
-import { type Role, signJoin } from "../../src/protocol/join.ts";
+import { Role, signJoin } from "../../src/protocol/join.ts";
+import { sealData } from "../../src/protocol/data_frame.ts";
 import { type CipherState, NoiseHandshake } from "../../src/protocol/noise.ts";
-import type { Session } from "../../src/protocol/session.ts";
+import type { Session, SessionKeys } from "../../src/protocol/session.ts";
 import type { Addr, Conn, Transport } from "../../src/transport/types.ts";
 import { ControlKind } from "../../src/protocol/control.ts";
 
@@ -107,6 +109,33 @@ export class RawClient {
     const keys = await session.keys(crypto);
     const proof = await signJoin(keys.signer, { handshakeHash: this.hash, role, options });
     return { kind: ControlKind.Join, role, routeId: keys.routeId, options, proof };
+  }
+
+  /**
+   * Joins as the producer of `session` (without waiting for JOINED) and announces a stream.
+   * @returns The session keys and a sealer for the stream's data frames.
+   */
+  async produce(session: Session): Promise<{
+    keys: SessionKeys;
+    frame: (seq: bigint, flags: number, plaintext: Uint8Array) => Promise<Uint8Array>;
+  }> {
+    const keys = await session.keys(crypto);
+    await this.control(await this.joinMessage(session, Role.Producer));
+    const epoch = crypto.randomBytes(16);
+    const startedAt = BigInt(Date.now());
+    const signature = await signStreamStart(keys.signer, keys.routeId, { epoch, startedAt });
+    await this.control({
+      kind: ControlKind.StreamStart,
+      tag: keys.streamTag,
+      epoch,
+      startedAt,
+      firstSeq: 0n,
+      signature,
+    });
+    const aead = await crypto.aesGcm(session.dataKey(crypto, epoch));
+    const frame = (seq: bigint, flags: number, plaintext: Uint8Array) =>
+      sealData(aead, { streamTag: keys.streamTag, seq, flags, plaintext });
+    return { keys, frame };
   }
 
   /** The next frame from the relay, or `null` at EOF. */

@@ -15,7 +15,6 @@ import {
   type ControlMessage,
   encodeJoinOptions,
   MAX_CONTROL,
-  signStreamStart,
   WireError,
 } from "../../src/protocol/control.ts";
 import { DataFlag, sealData } from "../../src/protocol/data_frame.ts";
@@ -123,24 +122,10 @@ async function expectJoined(c: RawClient): Promise<void> {
 /** A raw producer past JOINED and a valid STREAM-START; returns what it needs to send data. */
 async function rawProducer(relay: RelayServer, setup: Setup) {
   const c = await RawClient.connect(setup.transport, relay.addr);
-  const session = Session.generate();
-  const keys = await session.keys(crypto);
-  await c.control(await c.joinMessage(session, Role.Producer));
+  const { keys, frame: seal } = await c.produce(Session.generate());
   await expectJoined(c);
-  const epoch = crypto.randomBytes(16);
-  const startedAt = BigInt(Date.now());
-  const signature = await signStreamStart(keys.signer, keys.routeId, { epoch, startedAt });
-  await c.control({
-    kind: ControlKind.StreamStart,
-    tag: keys.streamTag,
-    epoch,
-    startedAt,
-    firstSeq: 0n,
-    signature,
-  });
-  const aead = await crypto.aesGcm(session.dataKey(crypto, epoch));
   const frame = (seq: bigint, flags = 0, plaintext = counter(Number(seq))) =>
-    sealData(aead, { streamTag: keys.streamTag, seq, flags, plaintext });
+    seal(seq, flags, plaintext);
   return { c, keys, frame };
 }
 

@@ -16,7 +16,7 @@ import { PROLOGUE } from "../../src/protocol/control.ts";
 import { encodeFrame, FrameType } from "../../src/protocol/framer.ts";
 import { NoiseHandshake } from "../../src/protocol/noise.ts";
 import { cleanupTemp, sleep, waitFor } from "../_helpers.ts";
-import { relayOn, setups } from "./_fixtures.ts";
+import { freezableTransport, relayOn, setups } from "./_fixtures.ts";
 
 after(cleanupTemp);
 
@@ -100,6 +100,96 @@ for (const setup of setups()) {
       );
       assert.equal((await producer.connection.closed)?.code, "going-away");
       assert.equal(relay.stats().connections, 0);
+    });
+
+    // Liveness (issue 5, part 2): a peer that vanished without FIN or RST is detected within
+    // 2 × heartbeat on both sides. The bounds carry slack for timer jitter on a busy machine.
+    const HB = 200;
+
+    test("a client notices a vanished relay within 2 × heartbeat", async () => {
+      const relay = await relayOn(setup, { heartbeatMs: HB });
+      const net = freezableTransport(t);
+      try {
+        const session = Session.generate();
+        const consumer = await Consumer.connect(relay.addr, session, {
+          transport: net,
+          reconnect: false,
+        });
+        await sleep(HB); // a few heartbeats answered first
+        assert.equal(net.freeze(), 1);
+        const started = Date.now();
+        await assert.rejects(consumer.recv(), (e: unknown) => {
+          assert.ok(e instanceof RelayError && e.code === "timeout", String(e));
+          assert.match(e.message, /relay silent for/);
+          return true;
+        });
+        const took = Date.now() - started;
+        assert.ok(took <= 2 * HB + 150, `detected after ${took} ms`);
+        await consumer.close();
+      } finally {
+        net.release();
+        await relay.close();
+      }
+    });
+
+    test("the relay drops a vanished client within 2 × heartbeat; the session goes on", async () => {
+      const relay = await relayOn(setup, { heartbeatMs: HB });
+      const net = freezableTransport(t);
+      try {
+        const session = Session.generate();
+        const gone = await Consumer.connect(relay.addr, session, {
+          transport: net,
+          reconnect: false,
+        });
+        const stays = await Consumer.connect(relay.addr, session, { transport: t });
+        const producer = await Producer.connect(relay.addr, session, { transport: t });
+        await waitFor(() => relay.stats().consumers === 2);
+        assert.equal(net.freeze(), 1);
+        const started = Date.now();
+        await waitFor(() => relay.stats().consumers === 1, 5000);
+        const took = Date.now() - started;
+        assert.ok(took <= 2 * HB + 150, `dropped after ${took} ms`);
+        await producer.broadcast(new Uint8Array([7]));
+        assert.deepEqual(await stays.recv(), new Uint8Array([7]));
+        await producer.close();
+        assert.equal(await stays.recv(), null);
+        await gone.close();
+      } finally {
+        net.release();
+        await relay.close();
+      }
+    });
+
+    test("a consumer whose link went dead reconnects and resumes without loss", async () => {
+      const relay = await relayOn(setup, { heartbeatMs: HB });
+      const net = freezableTransport(t);
+      try {
+        const session = Session.generate();
+        const consumer = await Consumer.connect(relay.addr, session, { transport: net });
+        let reconnected = 0;
+        consumer.on("reconnected", () => reconnected++);
+        const producer = await Producer.connect(relay.addr, session, { transport: t });
+        const n = 400;
+        const reading = (async () => {
+          for (let i = 0; i < n; i++) {
+            const m = await consumer.recv();
+            assert.equal(m![0], i % 256);
+            assert.equal(m!.length, 1 + (i >> 8));
+          }
+        })();
+        for (let i = 0; i < n; i++) {
+          await producer.broadcast(new Uint8Array(1 + (i >> 8)).fill(i % 256));
+          if (i === 100) net.freeze();
+          await sleep(2);
+        }
+        await reading;
+        assert.equal(reconnected, 1);
+        await producer.close();
+        assert.equal(await consumer.recv(), null);
+      } finally {
+        net.release();
+        await relay.close();
+      }
     });
   });
 }
