@@ -569,14 +569,15 @@ export class RelaySession {
     }, this.#ctx.limits.waitForProducerMs);
   }
 
-  #maybeIdle(): void {
+  /** @param lingered The linger period just ran out: nobody came back, free it now. */
+  #maybeIdle(lingered = false): void {
     if (
       this.#closed || this.producer !== undefined || this.consumers.size > 0 ||
       this.#graceTimer !== undefined || this.#lingerTimer !== undefined
     ) {
       return;
     }
-    const linger = this.#ring.size > 0 ? this.#ctx.limits.sessionLingerMs : 0;
+    const linger = this.#ring.size > 0 && !lingered ? this.#ctx.limits.sessionLingerMs : 0;
     if (linger === 0) {
       this.close();
       this.#ctx.onIdle(this);
@@ -585,7 +586,7 @@ export class RelaySession {
     // Keep the ring a while: consumers whose connection broke come back to resume from it.
     this.#lingerTimer = setTimeout(() => {
       this.#lingerTimer = undefined;
-      this.#maybeIdle();
+      this.#maybeIdle(true);
     }, linger);
   }
 

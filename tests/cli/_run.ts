@@ -123,13 +123,20 @@ export function cleanStop(r: CliResult): boolean {
   return said && (r.code === 0 || (selfRt() === "deno" && r.code === null));
 }
 
-/** Starts `hydra-relay serve` on a free port and waits for its banner. */
+/**
+ * Starts `hydra-relay serve` and waits for its banner: on a free port with a throwaway key
+ * unless `args` name `--port`/`--unix` or `--key-file`.
+ */
 export async function serveCli(
   rt: Rt,
   args: string[] = [],
   options: { env?: Record<string, string>; cwd?: string } = {},
 ): Promise<Served> {
-  const child = startCli(rt, ["serve", "--port", "0", "--ephemeral", ...args], options);
+  const defaults = [
+    ...(args.includes("--port") || args.includes("--unix") ? [] : ["--port", "0"]),
+    ...(args.includes("--key-file") ? [] : ["--ephemeral"]),
+  ];
+  const child = startCli(rt, ["serve", ...defaults, ...args], options);
   const done = finished(child);
   let text = "";
   const banner = await new Promise<RegExpExecArray>((resolve, reject) => {

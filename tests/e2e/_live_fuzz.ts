@@ -113,32 +113,23 @@ export async function fuzzLiveRelay(o: FuzzOptions): Promise<FuzzReport> {
     }
   }, 250);
 
-  const base = new Rand(o.seed);
-  const workers = Array.from({ length: o.concurrency ?? 8 }, async (_, w) => {
-    const wr = base.fork();
-    let n = 0;
-    while (frames < o.frames && !crashed) {
-      const r = wr.fork();
-      connections++;
-      try {
-        await oneConnection(r, t, addr, count);
-      } catch (e) {
-        if (crashed) break;
-        // A refused or reset connection is the relay doing its job; anything else is ours.
-        if (!(e instanceof Error) || !/closed|reset|refused|EPIPE|lost|broken/i.test(e.message)) {
-          throw new Error(`worker ${w} connection ${n} (seed ${r.seed}): ${String(e)}`);
-        }
-      }
-      n++;
+  await hammer({
+    t,
+    addr,
+    frames: o.frames,
+    seed: o.seed,
+    concurrency: o.concurrency ?? 8,
+    count,
+    done: () => frames >= o.frames || crashed,
+    onConnection: (connections) => {
       if (o.progress !== undefined && connections % 2000 === 0) {
         o.progress(
           `${frames} frames, ${connections} connections, relay RSS ${rssKiB(pid)} KiB, ` +
             `legit ${received}/${sent}`,
         );
       }
-    }
-  });
-  await Promise.all(workers);
+    },
+  }).then((n) => (connections = n));
   fuzzing = false;
   clearInterval(sampler);
   await legitProducing;
@@ -177,6 +168,45 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 type Count = (kind: string, n?: number) => void;
+
+/** Where and how hard to hammer. */
+export interface HammerOptions {
+  readonly t: Transport;
+  readonly addr: Addr;
+  readonly frames: number;
+  readonly seed: number;
+  readonly concurrency: number;
+  readonly count: Count;
+  /** Stop condition, checked between connections. */
+  readonly done: () => boolean;
+  readonly onConnection?: (connections: number) => void;
+}
+
+/**
+ * Concurrent workers, each a seeded sequence of fuzz connections, until `done()`.
+ * @returns How many connections were made.
+ */
+export async function hammer(o: HammerOptions): Promise<number> {
+  const base = new Rand(o.seed);
+  let connections = 0;
+  await Promise.all(Array.from({ length: o.concurrency }, async (_, w) => {
+    const wr = base.fork();
+    for (let n = 0; !o.done(); n++) {
+      const r = wr.fork();
+      o.onConnection?.(++connections);
+      try {
+        await oneConnection(r, o.t, o.addr, o.count);
+      } catch (e) {
+        if (o.done()) break;
+        // A refused or reset connection is the relay doing its job; anything else is ours.
+        if (!(e instanceof Error) || !/closed|reset|refused|EPIPE|lost|broken/i.test(e.message)) {
+          throw new Error(`worker ${w} connection ${n} (seed ${r.seed}): ${String(e)}`);
+        }
+      }
+    }
+  }));
+  return connections;
+}
 
 /** One connection's worth of fuzz, chosen by `r`. */
 async function oneConnection(r: Rand, t: Transport, addr: Addr, count: Count): Promise<void> {

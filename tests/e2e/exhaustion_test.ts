@@ -106,6 +106,32 @@ describe(`Resource exhaustion over ${native.name}`, () => {
     }
   });
 
+  test("abandoned sessions are freed after the grace period and the linger time", async () => {
+    // Regression (found by the live fuzzer): a session with frames in its ring re-armed its
+    // linger timer forever, so every abandoned session leaked its ring.
+    const relay = await relayOn(native, { producerGraceMs: 50, sessionLingerMs: 100 });
+    try {
+      const cut = await Producer.connect(relay.addr, Session.generate(), {
+        transport: native.transport,
+        reconnect: false,
+      });
+      await cut.broadcast(new Uint8Array(1000));
+      await cut.flush();
+      const ended = await Producer.connect(relay.addr, Session.generate(), {
+        transport: native.transport,
+      });
+      await ended.broadcast(new Uint8Array(1000));
+      await ended.close();
+      await waitFor(() => relay.stats().framesIn === 3);
+      cut.connection.abort();
+      assert.equal(relay.stats().sessions, 2);
+      await waitFor(() => relay.stats().sessions === 0, 3000);
+      assert.equal(relay.stats().ringBytes, 0);
+    } finally {
+      await relay.close();
+    }
+  });
+
   test("a producer that never reads cannot grow the relay's queues; others go on", async () => {
     const relay = await relayOn(native);
     try {
