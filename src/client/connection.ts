@@ -571,6 +571,19 @@ export class RelayConnection {
   }
 }
 
+/**
+ * The home for a reconnect attempt: an attempt may take no longer than 2 × the relay's
+ * heartbeat (at least 1 s, at most the configured timeout), so a connect lost on a dead link
+ * — a SYN that vanished — is retried soon after the link returns instead of hanging.
+ * @param home Where the client lives.
+ * @param heartbeatMs The heartbeat the relay announced on the lost connection.
+ */
+export function reconnectHome(home: Home, heartbeatMs: number): Home {
+  const configured = home.options.timeoutMs ?? 10_000;
+  const timeoutMs = Math.min(configured, Math.max(1000, 2 * heartbeatMs));
+  return { addr: home.addr, options: { ...home.options, timeoutMs } };
+}
+
 /** Where a producer or consumer that owns its connection (re)connects to. */
 export interface Home {
   /** Relay address. */

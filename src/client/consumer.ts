@@ -28,6 +28,7 @@ import type { Codec } from "./codec.ts";
 import {
   type ConnectOptions,
   type Home,
+  reconnectHome,
   type RelayConnection,
   type Subscriber,
   withOwnConnection,
@@ -404,7 +405,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     if (this.#reconnecting) return;
     this.#reconnecting = true;
     const options = this.#reconnectOptions as ReconnectOptions;
-    const home = this.#home!;
+    const home = reconnectHome(this.#home!, this.#conn.hello.heartbeatMs);
     withBackoff(options, error, () =>
       withOwnConnection(home, async (conn) => {
         await conn.join(this.#keys, Role.Consumer, this.#joinOptions(), this.#subscriber(conn));

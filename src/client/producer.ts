@@ -20,6 +20,7 @@ import type { Codec } from "./codec.ts";
 import {
   type ConnectOptions,
   type Home,
+  reconnectHome,
   type RelayConnection,
   type Subscriber,
   withOwnConnection,
@@ -248,12 +249,18 @@ export class Producer<T = Uint8Array> {
     const options = this.#reconnectOptions;
     this.#reconnecting = (async () => {
       try {
-        const { value: conn, attempts } = await withBackoff(options, e, () => this.#rejoin(home), {
-          retryable: (err) => isTransient(err) || err.code === "producer-exists",
-          stopped: () => this.#failure !== undefined,
-          onDelay: (attempt, delayMs, error) =>
-            this.#events.emit("reconnecting", { attempt, delayMs, error }),
-        });
+        const attempt = reconnectHome(home, this.#conn.hello.heartbeatMs);
+        const { value: conn, attempts } = await withBackoff(
+          options,
+          e,
+          () => this.#rejoin(attempt),
+          {
+            retryable: (err) => isTransient(err) || err.code === "producer-exists",
+            stopped: () => this.#failure !== undefined,
+            onDelay: (attempt, delayMs, error) =>
+              this.#events.emit("reconnecting", { attempt, delayMs, error }),
+          },
+        );
         this.#conn = conn;
         this.#reconnecting = undefined;
         this.#events.emit("reconnected", { attempts });

@@ -39,14 +39,28 @@ export function selfRt(): Rt {
   return n === "deno" || n === "bun" ? n : "node";
 }
 
+/** How to start the CLI. */
+export interface CliOptions {
+  readonly env?: Record<string, string>;
+  readonly cwd?: string;
+  /** A command the CLI runs under, e.g. `["ip", "netns", "exec", "ns1"]`. */
+  readonly wrap?: string[];
+}
+
 /** Starts the CLI. */
 export function startCli(
   rt: Rt,
   args: string[],
-  options: { env?: Record<string, string>; cwd?: string } = {},
+  options: CliOptions = {},
 ): ChildProcess {
   const [cmd, pre] = cliCommand(rt);
-  return spawn(cmd, [...pre, ...args], {
+  const wrap = options.wrap ?? [];
+  return spawn(wrap[0] ?? cmd, [
+    ...wrap.slice(1),
+    ...(wrap.length > 0 ? [cmd] : []),
+    ...pre,
+    ...args,
+  ], {
     cwd: options.cwd ?? repoRoot(),
     env: { ...process.env, NO_COLOR: "1", ...options.env },
     stdio: ["pipe", "pipe", "pipe"],
@@ -130,7 +144,7 @@ export function cleanStop(r: CliResult): boolean {
 export async function serveCli(
   rt: Rt,
   args: string[] = [],
-  options: { env?: Record<string, string>; cwd?: string } = {},
+  options: CliOptions = {},
 ): Promise<Served> {
   const defaults = [
     ...(args.includes("--port") || args.includes("--unix") ? [] : ["--port", "0"]),
