@@ -101,7 +101,9 @@ describe(`kill -9 mid-stream (${rt} processes)`, () => {
     let relay = await serveCli(rt, ["--log-level", "warn", "--key-file", keyFile]);
     const port = relay.addr.split(":").at(-1)!;
     const session = Session.generate();
-    const consumer = await Consumer.connect(relay.addr, session, { transport: t });
+    // `block`: the producer's resend burst after the restart may exceed a ring; the consumer
+    // asks to hold it back rather than be cut (`disconnect`) or skipped (`drop`).
+    const consumer = await Consumer.connect(relay.addr, session, { transport: t, policy: "block" });
     const producer = await Producer.connect(relay.addr, session, {
       transport: t,
       replayFrames: 4096, // what a restarted relay has lost, the producer resends
