@@ -7,7 +7,7 @@
  * connection only.
  */
 
-import { toHex } from "../bytes.ts";
+import { readU32BE, toHex } from "../bytes.ts";
 import type { CryptoProvider, KeyPair } from "../crypto/types.ts";
 import { RelayError } from "../errors.ts";
 import {
@@ -27,7 +27,13 @@ import {
   wireErrorOf,
 } from "../protocol/control.ts";
 import { DATA_HEADER, parseDataHeader } from "../protocol/data_frame.ts";
-import { encodeFrame, type Frame, FrameDecoder, FrameType } from "../protocol/framer.ts";
+import {
+  encodeFrame,
+  type Frame,
+  FRAME_HEADER,
+  FrameDecoder,
+  FrameType,
+} from "../protocol/framer.ts";
 import { Role, verifyJoin } from "../protocol/join.ts";
 import { type CipherState, NoiseHandshake } from "../protocol/noise.ts";
 import { streamTag } from "../protocol/session.ts";
@@ -71,9 +77,9 @@ const EMPTY = new Uint8Array(0);
  * key and the version byte); the slack is for later versions' payloads, answered with
  * `unsupported`. Unauthenticated peers can make the relay hold no more than this.
  */
-export const HANDSHAKE_MAX = 1024;
+const HANDSHAKE_MAX = 1024;
 /** Limit on frame bodies until a producer joins: sealed control messages only. */
-export const CONTROL_FRAME_MAX: number = MAX_CONTROL + 16;
+const CONTROL_FRAME_MAX = MAX_CONTROL + 16;
 /**
  * Control messages queued for a client that does not read them (pongs, join answers)
  * before it is disconnected: the queue is the one thing a client can grow by asking.
@@ -610,7 +616,7 @@ export class ServerConnection implements SubscriberConn {
   /** Test hook path: splits a run into frames and writes what the hook returns. */
   async #writeTampered(run: Uint8Array): Promise<void> {
     for (let at = 0; at < run.length;) {
-      const end = at + 5 + new DataView(run.buffer, run.byteOffset + at, 4).getUint32(0);
+      const end = at + FRAME_HEADER + readU32BE(run, at);
       for (
         const out of this.#ctx.tamper!(this.id, { kind: "data", bytes: run.subarray(at, end) })
       ) {

@@ -24,6 +24,15 @@ export function setups(): Setup[] {
   );
 }
 
+/**
+ * The in-memory transport and this runtime's own TCP adapter: enough for tests whose subject
+ * is bytes and protocol, not sockets (the attack suites).
+ */
+export function memoryAndNativeTcp(): [Setup, Setup] {
+  const tcp = setups().filter((s) => s.name.endsWith("/tcp"));
+  return [tcp[0]!, tcp[tcp.length - 1]!];
+}
+
 /** Starts a quiet relay on a setup. */
 export function relayOn(setup: Setup, options: RelayOptions = {}): Promise<RelayServer> {
   return RelayServer.listen({

@@ -31,6 +31,7 @@ import type { Addr, Transport } from "../../src/transport/types.ts";
 import { cleanStop, rssKiB, type Rt, serveCli } from "../cli/_run.ts";
 import { mutate, Rand } from "../_fuzz.ts";
 import { RawClient } from "./_raw_client.ts";
+import { sameBytes } from "./_fixtures.ts";
 
 const crypto = nativeCrypto();
 
@@ -161,10 +162,6 @@ function legitMessage(i: number): Uint8Array {
   new DataView(m.buffer).setUint32(0, i);
   m.fill(i & 0xff, 4);
   return m;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 type Count = (kind: string, n?: number) => void;

@@ -18,7 +18,7 @@ import { parseAddr } from "../../src/transport/addr.ts";
 import type { Addr, Conn } from "../../src/transport/types.ts";
 import { cleanupTemp, sleep, waitFor } from "../_helpers.ts";
 import { rssKiB, selfRt, serveCli } from "../cli/_run.ts";
-import { relayOn, type Setup, setups } from "./_fixtures.ts";
+import { memoryAndNativeTcp, relayOn, type Setup } from "./_fixtures.ts";
 import { RawClient } from "./_raw_client.ts";
 
 after(cleanupTemp);
@@ -43,7 +43,7 @@ async function legit(addr: string | Addr, t = defaultTransport()) {
   };
 }
 
-const native: Setup = setups().filter((s) => s.name.endsWith("/tcp")).at(-1)!;
+const native: Setup = memoryAndNativeTcp()[1];
 
 describe(`Resource exhaustion over ${native.name}`, () => {
   test("a connection flood past maxConnections is refused with a reason; the session goes on", async () => {

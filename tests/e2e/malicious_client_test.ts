@@ -24,7 +24,7 @@ import { Session } from "../../src/protocol/session.ts";
 import type { RelayServer } from "../../src/server/relay.ts";
 import { cleanupTemp, waitFor } from "../_helpers.ts";
 import { lastErrorCode, RawClient } from "./_raw_client.ts";
-import { relayOn, type Setup, setups } from "./_fixtures.ts";
+import { memoryAndNativeTcp, relayOn, type Setup } from "./_fixtures.ts";
 
 after(cleanupTemp);
 
@@ -129,43 +129,30 @@ async function rawProducer(relay: RelayServer, setup: Setup) {
   return { c, keys, frame };
 }
 
-function rawFrame(type: number, body: Uint8Array): Uint8Array {
-  const f = new Uint8Array(5 + body.length);
-  new DataView(f.buffer).setUint32(0, body.length);
-  f[4] = type;
-  f.set(body, 5);
-  return f;
-}
-
-function testedSetups(): Setup[] {
-  const all = setups().filter((s) => s.name.endsWith("/tcp"));
-  return [all[0]!, all[all.length - 1]!];
-}
-
-for (const setup of testedSetups()) {
+for (const setup of memoryAndNativeTcp()) {
   const t = setup.transport;
   describe(`A malicious client over ${setup.name}`, () => {
     describe("during the handshake", () => {
       const cases: [string, Uint8Array][] = [
         [
           "a CONTROL frame instead of the handshake",
-          rawFrame(FrameType.Control, new Uint8Array(48)),
+          encodeFrame(FrameType.Control, new Uint8Array(48)),
         ],
-        ["a frame of an unknown type", rawFrame(0x09, new Uint8Array(32))],
+        ["a frame of an unknown type", encodeFrame(0x09, new Uint8Array(32))],
         [
           "a handshake message too short for a key",
-          rawFrame(FrameType.Handshake, new Uint8Array(7)),
+          encodeFrame(FrameType.Handshake, new Uint8Array(7)),
         ],
         [
           "a low-order ephemeral key (all zeros)",
-          rawFrame(FrameType.Handshake, new Uint8Array(33)),
+          encodeFrame(FrameType.Handshake, new Uint8Array(33)),
         ],
         ["a length prefix of 4 GiB", new Uint8Array([0xff, 0xff, 0xff, 0xff, 1])],
         ["a length prefix just over the handshake limit", new Uint8Array([0, 0, 4, 1, 1])],
         [
           "two handshake frames at once",
           (() => {
-            const a = rawFrame(FrameType.Handshake, crypto.randomBytes(33));
+            const a = encodeFrame(FrameType.Handshake, crypto.randomBytes(33));
             const both = new Uint8Array(a.length * 2);
             both.set(a);
             both.set(a, a.length);
@@ -203,17 +190,17 @@ for (const setup of testedSetups()) {
       const cases: [string, (c: RawClient) => Promise<void>, string | undefined][] = [
         [
           "a frame of an unknown type",
-          (c) => c.raw(rawFrame(0x07, new Uint8Array(8))),
+          (c) => c.raw(encodeFrame(0x07, new Uint8Array(8))),
           "protocol-error",
         ],
         [
           "a data frame before any join",
-          (c) => c.raw(rawFrame(FrameType.Data, new Uint8Array(64))),
+          (c) => c.raw(encodeFrame(FrameType.Data, new Uint8Array(64))),
           "protocol-error",
         ],
         [
           "a CONTROL frame that fails authentication",
-          (c) => c.raw(rawFrame(FrameType.Control, new Uint8Array(40))),
+          (c) => c.raw(encodeFrame(FrameType.Control, new Uint8Array(40))),
           undefined,
         ],
         [
@@ -403,7 +390,7 @@ for (const setup of testedSetups()) {
         }, "protocol-error"],
         [
           "a data frame too short to hold a tag",
-          (p) => p.c.raw(rawFrame(FrameType.Data, new Uint8Array(20))),
+          (p) => p.c.raw(encodeFrame(FrameType.Data, new Uint8Array(20))),
           "protocol-error",
         ],
         ["a data frame for a session it does not produce", async (p) => {
@@ -468,7 +455,7 @@ for (const setup of testedSetups()) {
         ["sending data", (c, tag) => {
           const body = new Uint8Array(40);
           body.set(tag, 1);
-          return c.raw(rawFrame(FrameType.Data, body));
+          return c.raw(encodeFrame(FrameType.Data, body));
         }],
         [
           "announcing a stream",

@@ -24,7 +24,7 @@ import { type Outbound, TAMPER, type Tamper } from "../../src/server/_tamper.ts"
 import { RelayServer } from "../../src/server/relay.ts";
 import type { RelayOptions } from "../../src/server/options.ts";
 import { cleanupTemp, sleep, within } from "../_helpers.ts";
-import { type Setup, setups } from "./_fixtures.ts";
+import { memoryAndNativeTcp, type Setup } from "./_fixtures.ts";
 
 after(cleanupTemp);
 
@@ -218,14 +218,7 @@ async function attackStream(
   }
 }
 
-function testedSetups(): Setup[] {
-  // The attacks are on bytes, not sockets: the in-memory transport and this runtime's own
-  // TCP adapter cover them.
-  const all = setups().filter((s) => s.name.endsWith("/tcp"));
-  return [all[0]!, all[all.length - 1]!];
-}
-
-for (const setup of testedSetups()) {
+for (const setup of memoryAndNativeTcp()) {
   describe(`A malicious relay over ${setup.name}`, () => {
     test("an honest relay (the hook passing everything) delivers the whole stream", async () => {
       const o = await attackStream(setup, (out) => [out]);
