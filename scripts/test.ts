@@ -24,6 +24,8 @@ interface Result {
   failed: number;
   exitCode: number;
   seconds: number;
+  /** Names of failed tests, repeated in the summary so a truncated log still shows them. */
+  failures: string[];
 }
 
 function findTests(dir: string, suffix: string): string[] {
@@ -59,14 +61,19 @@ function run(cmd: string[]): Promise<{ code: number; output: string }> {
 const num = (re: RegExp, s: string): number => Number(re.exec(s)?.[1] ?? 0);
 
 /** Per-runtime commands and the parsers of their closing lines. */
-const RUNNERS: Record<string, { cmd: () => string[]; parse: (out: string) => [number, number] }> = {
+const RUNNERS: Record<
+  string,
+  { cmd: () => string[]; parse: (out: string) => [number, number]; failures: RegExp }
+> = {
   deno: {
     cmd: () => [bin("deno"), "test", "-A", "--no-prompt", "tests/"],
     parse: (o) => [num(/\|\s*(\d+) passed/, o), num(/\|\s*(\d+) failed/, o)],
+    failures: /^(.+ => \S+:\d+:\d+)$/gm,
   },
   bun: {
     cmd: () => [bin("bun"), "test", "--timeout", "120000", "./tests/"],
     parse: (o) => [num(/^\s*(\d+) pass$/m, o), num(/^\s*(\d+) fail$/m, o)],
+    failures: /^(\(fail\) .+)$/gm,
   },
   node: {
     cmd: () => [
@@ -76,6 +83,7 @@ const RUNNERS: Record<string, { cmd: () => string[]; parse: (out: string) => [nu
       ...findTests(join(root, "npm", "tests"), "_test.js").map((f) => relative(root, f)),
     ],
     parse: (o) => [num(/^ℹ pass (\d+)$/m, o), num(/^ℹ fail (\d+)$/m, o)],
+    failures: /^\s*(✖ .+)$/gm,
   },
 };
 
@@ -122,6 +130,7 @@ async function main(): Promise<number> {
       failed,
       exitCode: code,
       seconds: (performance.now() - started) / 1000,
+      failures: [...new Set([...output.matchAll(RUNNERS[runtime]!.failures)].map((m) => m[1]!))],
     });
   }
 
@@ -141,6 +150,7 @@ async function main(): Promise<number> {
     console.log(
       `${r.runtime}: FAILED (exit ${r.exitCode}, ${r.passed} passed, ${r.failed} failed)`,
     );
+    for (const name of r.failures.slice(0, 20)) console.log(`  ${r.runtime}: ${name}`);
   }
   // A runtime that crashed before printing counts still counts as one failure.
   console.log(`${passed} passed, ${failed + bad.filter((r) => r.failed === 0).length} failed`);

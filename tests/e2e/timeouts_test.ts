@@ -165,7 +165,11 @@ for (const setup of setups()) {
       const net = freezableTransport(t);
       try {
         const session = Session.generate();
-        const consumer = await Consumer.connect(relay.addr, session, { transport: net });
+        // block: the replay after resuming must not be cut as a slow consumer on a busy machine
+        const consumer = await Consumer.connect(relay.addr, session, {
+          transport: net,
+          policy: "block",
+        });
         let reconnected = 0;
         consumer.on("reconnected", () => reconnected++);
         const producer = await Producer.connect(relay.addr, session, { transport: t });
