@@ -125,6 +125,7 @@ export class ServerConnection implements SubscriberConn {
   #failedJoins = 0;
   #lastRecv: number;
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  #lastProducer: { key: string; sub: ProducerSub } | undefined;
   /** Resolves when the connection is fully torn down. */
   readonly done: Promise<void>;
 
@@ -359,7 +360,7 @@ export class ServerConnection implements SubscriberConn {
   /** Producer data: check, append, and only await when the ring is blocked. */
   #onData(frame: Frame): Promise<void> | undefined {
     const header = parseDataHeader(frame);
-    const p = this.#producers.get(toHex(header.streamTag));
+    const p = this.#producerFor(header.streamTag);
     if (p === undefined || !p.started) {
       throw new RelayError(
         "protocol-error",
@@ -381,6 +382,30 @@ export class ServerConnection implements SubscriberConn {
     }
     this.#append(p, frame.bytes, header.seq, header.flags);
     return undefined;
+  }
+
+  /**
+   * The producer subscription a data frame belongs to. Consecutive frames almost always carry
+   * the same stream tag, so the last match is checked byte by byte before the map (which would
+   * cost a hex string per frame).
+   */
+  #producerFor(tag: Uint8Array): ProducerSub | undefined {
+    const last = this.#lastProducer;
+    if (last !== undefined && this.#producers.get(last.key) === last.sub) {
+      const t = last.sub.session.tag;
+      let same = true;
+      for (let i = 0; i < t.length; i++) {
+        if (t[i] !== tag[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return last.sub;
+    }
+    const key = toHex(tag);
+    const sub = this.#producers.get(key);
+    this.#lastProducer = sub === undefined ? undefined : { key, sub };
+    return sub;
   }
 
   #append(p: ProducerSub, bytes: Uint8Array, seq: bigint, flags: number): void {

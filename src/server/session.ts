@@ -120,6 +120,7 @@ export class RelaySession {
   #waitTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  #wakeQueued = false;
 
   /**
    * @param routeId The route id.
@@ -263,12 +264,21 @@ export class RelaySession {
       }
       this.#skipAhead(sub, out);
     }
-    let run: Uint8Array | undefined;
+    // The current run: frames lying back to back in one received chunk. Only offsets are
+    // tracked per frame; the view over the whole run is made once, when it is flushed.
+    let first: Uint8Array | undefined;
+    let runEnd = 0;
     let frames = 0;
     let bytes = 0;
+    let lastSeq = -1n;
     const flush = () => {
-      if (run !== undefined) out.push({ kind: "bytes", bytes: run, frames });
-      run = undefined;
+      if (first !== undefined) {
+        const run = frames === 1
+          ? first
+          : new Uint8Array(first.buffer, first.byteOffset, runEnd - first.byteOffset);
+        out.push({ kind: "bytes", bytes: run, frames });
+      }
+      first = undefined;
       frames = 0;
     };
     while (sub.cursor < ring.end && bytes < budget) {
@@ -277,20 +287,23 @@ export class RelaySession {
       if (e.kind === "data") {
         if (e.stream !== sub.stream) continue; // a stream this consumer never started
         if (e.seq < sub.skipBelow) continue;
-        bytes += e.bytes.length;
-        sub.nextSeq = e.seq + 1n;
-        if (
-          run !== undefined && run.buffer === e.bytes.buffer &&
-          run.byteOffset + run.byteLength === e.bytes.byteOffset
-        ) {
-          run = new Uint8Array(run.buffer, run.byteOffset, run.byteLength + e.bytes.byteLength);
+        const b = e.bytes;
+        bytes += b.length;
+        lastSeq = e.seq;
+        if (first !== undefined && first.buffer === b.buffer && runEnd === b.byteOffset) {
+          runEnd += b.byteLength;
           frames++;
         } else {
           flush();
-          run = e.bytes;
+          first = b;
+          runEnd = b.byteOffset + b.byteLength;
           frames = 1;
         }
         continue;
+      }
+      if (lastSeq >= 0n) {
+        sub.nextSeq = lastSeq + 1n;
+        lastSeq = -1n;
       }
       flush();
       let m = e.message;
@@ -315,6 +328,7 @@ export class RelaySession {
       }
     }
     flush();
+    if (lastSeq >= 0n) sub.nextSeq = lastSeq + 1n;
     if (sub.policy === "block" && out.length > 0) this.#notifyRoom();
     return out;
   }
@@ -512,8 +526,21 @@ export class RelaySession {
         this.#ring.shift();
       }
     }
-    for (const c of this.consumers) c.conn.wake();
+    this.#wakeConsumers();
     return index;
+  }
+
+  /**
+   * Wakes every consumer's connection once per burst, not once per frame: a read chunk of
+   * many small frames is appended in one synchronous run, and the wake-up follows it.
+   */
+  #wakeConsumers(): void {
+    if (this.#wakeQueued) return;
+    this.#wakeQueued = true;
+    queueMicrotask(() => {
+      this.#wakeQueued = false;
+      for (const c of this.consumers) c.conn.wake();
+    });
   }
 
   #minBlockCursor(): number {

@@ -44,10 +44,13 @@ export function relayOn(setup: Setup, options: RelayOptions = {}): Promise<Relay
 }
 
 /**
- * Wraps a transport so every byte the relay reads or writes is shown to `see` (with the
- * connection's running offset), without copying.
+ * Wraps a transport so every chunk the relay reads or writes is shown to `see` (with its
+ * direction and the relay-side connection), without copying.
  */
-export function tapTransport(inner: Transport, see: (chunk: Uint8Array) => void): Transport {
+export function tapTransport(
+  inner: Transport,
+  see: (chunk: Uint8Array, direction: "in" | "out", conn: Conn) => void,
+): Transport {
   const wrap = (conn: Conn): Conn => ({
     get localAddr() {
       return conn.localAddr;
@@ -63,11 +66,11 @@ export function tapTransport(inner: Transport, see: (chunk: Uint8Array) => void)
     },
     async read() {
       const c = await conn.read();
-      if (c !== null) see(c);
+      if (c !== null) see(c, "in", conn);
       return c;
     },
     write(data) {
-      see(data);
+      see(data, "out", conn);
       return conn.write(data);
     },
     closeWrite: () => conn.closeWrite(),

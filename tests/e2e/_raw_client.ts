@@ -25,6 +25,13 @@ import { ControlKind } from "../../src/protocol/control.ts";
 
 const EMPTY = new Uint8Array(0);
 const crypto = nativeCrypto();
+/** Derived once per session: many clients of one session (the join benchmark) share them. */
+const derived = new WeakMap<Session, Promise<SessionKeys>>();
+function keysOf(session: Session): Promise<SessionKeys> {
+  let k = derived.get(session);
+  if (k === undefined) derived.set(session, k = session.keys(crypto));
+  return k;
+}
 
 /** What the relay sent: a decrypted control message or a raw data frame. */
 export type Received =
@@ -106,7 +113,7 @@ export class RawClient {
     role: Role,
     options: Uint8Array = EMPTY,
   ): Promise<ControlMessage & { kind: 1 }> {
-    const keys = await session.keys(crypto);
+    const keys = await keysOf(session);
     const proof = await signJoin(keys.signer, { handshakeHash: this.hash, role, options });
     return { kind: ControlKind.Join, role, routeId: keys.routeId, options, proof };
   }
@@ -119,7 +126,7 @@ export class RawClient {
     keys: SessionKeys;
     frame: (seq: bigint, flags: number, plaintext: Uint8Array) => Promise<Uint8Array>;
   }> {
-    const keys = await session.keys(crypto);
+    const keys = await keysOf(session);
     await this.control(await this.joinMessage(session, Role.Producer));
     const epoch = crypto.randomBytes(16);
     const startedAt = BigInt(Date.now());

@@ -1,0 +1,469 @@
+/**
+ * The relay benchmark (issue 4): our relay against, in the same run and on the same loopback,
+ * (a) a minimal chunk-forwarding relay on the same runtime (the ceiling) and (b) nats-server.
+ * Relay, producer and consumers are separate processes; the producer and the consumers are
+ * the same Bun load generator for every contestant (scripts/bench/relay_load.ts).
+ *
+ *   deno task bench:relay [--quick] [--runtimes deno,bun,node] [--sizes 64,1024,65536,1048576]
+ *                         [--n 1,10,100] [--reps N] [--mib N] [--only fanout,idle,joins]
+ *
+ * fanout (T1): 1 → N, delivered payload MB/s (N × messages × size / time from the first data
+ *   frame to the last consumer's last), consumers checking framing, not decrypting; the
+ *   median of --reps interleaved repetitions (minimal, hydra, nats, minimal, …).
+ * idle (T5): relay RSS growth per 1,000 idle consumers (joined and pinging, for ours).
+ * joins (T6): complete consumer joins per second (Noise handshake + proof + JOINED), 64 in
+ *   flight from one client process.
+ *
+ * nats-server comes from Debian (`apt-get install -y nats-server`); without it the nats
+ * column says "n/a". Writes .bench/relay.json; results go to docs/BENCHMARKS.md.
+ */
+
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { Session } from "../../src/protocol/session.ts";
+import { rssKiB } from "../../tests/cli/_run.ts";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const bin = (name: string) => join(root, "node_modules", ".bin", name);
+const { values } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    runtimes: { type: "string", default: "deno,bun,node" },
+    sizes: { type: "string" },
+    n: { type: "string" },
+    reps: { type: "string" },
+    mib: { type: "string" },
+    only: { type: "string", default: "fanout,idle,joins" },
+    idle: { type: "string", default: "1000" },
+    joins: { type: "string", default: "2000" },
+  },
+});
+const quick = values.quick;
+const list = (s: string) => s.split(",").map((x) => x.trim()).filter((x) => x !== "");
+const runtimes = list(values.runtimes);
+const sizes = list(values.sizes ?? (quick ? "64,65536" : "64,1024,65536,1048576")).map(Number);
+const fanouts = list(values.n ?? (quick ? "10" : "1,10,100")).map(Number);
+const reps = Number(values.reps ?? (quick ? 1 : 3));
+/** Payload delivered per cell (all consumers together). */
+const target = Number(values.mib ?? (quick ? 64 : 512)) * 1024 * 1024;
+const only = new Set(list(values.only));
+const CELL_TIMEOUT_MS = 180_000;
+
+const natsBin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"].find((p) => existsSync(p));
+
+// ---- processes ----
+
+interface Proc {
+  child: ChildProcess;
+  lines: string[];
+  /** Resolves with the first line matching `test` (rejects on exit or timeout). */
+  line(test: (l: string) => boolean, ms?: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+function start(cmd: string[]): Proc {
+  const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ["pipe", "pipe", "pipe"], cwd: root });
+  const lines: string[] = [];
+  const waiters: (() => void)[] = [];
+  let buf = "";
+  let err = "";
+  child.stdout!.on("data", (b: Uint8Array) => {
+    buf += new TextDecoder().decode(b);
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      lines.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  child.stderr!.on(
+    "data",
+    (b: Uint8Array) => (err = (err + new TextDecoder().decode(b)).slice(-2000)),
+  );
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  return {
+    child,
+    lines,
+    line(test, ms = CELL_TIMEOUT_MS) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timeout: ${cmd.join(" ")}\n${err}`)), ms);
+        const check = () => {
+          const l = lines.find(test);
+          if (l !== undefined) {
+            clearTimeout(timer);
+            return resolve(l);
+          }
+          if (child.exitCode !== null) {
+            clearTimeout(timer);
+            return reject(new Error(`exited ${child.exitCode}: ${cmd.join(" ")}\n${err}`));
+          }
+          waiters.push(check);
+        };
+        child.once("exit", () => setTimeout(check, 50));
+        check();
+      });
+    },
+    async stop() {
+      child.stdin!.end();
+      const t = setTimeout(() => child.kill("SIGKILL"), 3000);
+      if (child.exitCode === null) await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/** A bench script under `runtime`, with a callable full GC (for the memory figures). */
+function runtimeCmd(runtime: string, script: string): string[] {
+  if (runtime === "deno") {
+    const file = join(root, `scripts/bench/${script}.ts`);
+    return [bin("deno"), "run", "-A", "--v8-flags=--expose-gc", file];
+  }
+  if (runtime === "bun") return [bin("bun"), join(root, `scripts/bench/${script}.ts`)];
+  return ["node", "--expose-gc", join(root, `npm/scripts/bench/${script}.js`)];
+}
+const load = (
+  ...args: string[]
+) => [bin("bun"), join(root, "scripts/bench/relay_load.ts"), ...args];
+
+interface Server {
+  port: number;
+  pid: number;
+  /**
+   * A full garbage collection in the relay process; resolves with its live JS memory (heap
+   * used + external buffers) in bytes (nats-server: no-op, NaN).
+   */
+  gc(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+let natsDir: string | undefined;
+async function startServer(kind: string, runtime: string): Promise<Server> {
+  if (kind === "nats") {
+    natsDir ??= mkdtempSync(join(tmpdir(), "hydra-bench-nats-"));
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const conf = join(natsDir, "nats.conf");
+    // Payloads up to 1 MiB need a larger max_payload; a larger max_pending keeps nats-server
+    // from cutting consumers as slow while the producer outruns them (it has no backpressure).
+    writeFileSync(
+      conf,
+      `listen: 127.0.0.1:${port}\nmax_payload: 8MB\nmax_pending: 1GB\nwrite_deadline: "60s"\n`,
+    );
+    const p = start([natsBin!, "-c", conf]);
+    const child = p.child;
+    // nats-server logs "Server is ready" on stderr.
+    await new Promise<void>((resolve, reject) => {
+      let log = "";
+      const t = setTimeout(() => reject(new Error(`nats-server did not start: ${log}`)), 10_000);
+      child.stderr!.on("data", (b: Uint8Array) => {
+        log += new TextDecoder().decode(b);
+        if (log.includes("Server is ready")) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+    });
+    return {
+      port,
+      pid: child.pid!,
+      gc: () => Promise.resolve(NaN),
+      async stop() {
+        child.kill("SIGTERM");
+        if (child.exitCode === null) await new Promise((r) => child.once("exit", r));
+      },
+    };
+  }
+  const p = start(runtimeCmd(runtime, "relay_server").concat(kind));
+  const info = JSON.parse(await p.line((l) => l.startsWith("{"), 30_000)) as {
+    port: number;
+    pid: number;
+  };
+  return {
+    ...info,
+    async gc() {
+      const before = p.lines.length;
+      p.child.stdin!.write("gc\n");
+      const l = await p.line(
+        (l) => l.startsWith("gc-done") && p.lines.lastIndexOf(l) >= before,
+        30_000,
+      );
+      return (JSON.parse(l.slice("gc-done ".length)) as { live: number }).live;
+    },
+    stop: () => p.stop(),
+  };
+}
+
+// ---- fan-out (T1) ----
+
+/**
+ * One 1 → n run; returns delivered payload MB/s (1 MB = 10^6 bytes). With `per` > 1 the
+ * producer sends BATCH frames of `per` messages (minimal: the same bytes).
+ */
+async function fanout(
+  kind: string,
+  runtime: string,
+  size: number,
+  n: number,
+  per: number,
+): Promise<number> {
+  const count = Math.max(16, Math.ceil(target / (n * size * per)));
+  const server = await startServer(kind, runtime);
+  const token = Session.generate().token();
+  const port = String(server.port);
+  const consumers = start(
+    load("consumers", kind, port, String(n), String(size), String(count), token),
+  );
+  let producer: Proc | undefined;
+  try {
+    await consumers.line((l) => l === "ready");
+    producer = start(
+      load("producer", kind, port, String(size), String(count), token, String(per)),
+    );
+    const r = JSON.parse(await consumers.line((l) => l.startsWith("{"))) as {
+      ms: number;
+      frames: number;
+    };
+    return (r.frames * per * size) / r.ms / 1000;
+  } finally {
+    await consumers.stop();
+    await producer?.stop();
+    await server.stop();
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const fmt = (x: number | undefined, d = 0) => x === undefined ? "n/a" : x.toFixed(d);
+const sizeName = (s: number) =>
+  s >= 1 << 20 ? `${s >> 20} MiB` : s >= 1024 ? `${s >> 10} KiB` : `${s} B`;
+
+interface FanoutRow {
+  runtime: string;
+  size: number;
+  /** Messages per hydra frame (1, or a BATCH as `Producer` sends under load). */
+  per: number;
+  n: number;
+  minimal: number;
+  hydra: number;
+  nats: number | undefined;
+  vsCeiling: number;
+  vsNats: number | undefined;
+}
+
+let errors = 0;
+
+async function measureFanout(): Promise<FanoutRow[]> {
+  const rows: FanoutRow[] = [];
+  const natsCache = new Map<string, number>();
+  console.log(
+    `\n== fan-out (T1): delivered MB/s, median of ${reps}; target hydra ≥ 0.8× minimal and ≥ 3× nats ==`,
+  );
+  console.log("runtime  message        N  minimal    hydra     nats  hydra/min  hydra/nats");
+  for (const runtime of runtimes) {
+    for (const size of sizes) {
+      // Small messages also as BATCH frames of up to 64 KiB: what Producer sends under load.
+      const pers = size < 8192 ? [1, Math.floor(65536 / (size + 4))] : [1];
+      for (const per of pers) {
+        for (const n of fanouts) {
+          const key = `${size}/${n}`;
+          const got: Record<string, number[]> = { minimal: [], hydra: [], nats: [] };
+          for (let i = 0; i < reps; i++) {
+            for (const kind of ["minimal", "hydra", "nats"]) {
+              if (kind === "nats" && (natsBin === undefined || natsCache.has(key))) continue;
+              try {
+                got[kind]!.push(await fanout(kind, runtime, size, n, kind === "nats" ? 1 : per));
+              } catch (e) {
+                errors++;
+                console.log(
+                  `# ${kind} ${runtime} ${sizeName(size)} ×${per} N=${n}: ${(e as Error).message}`,
+                );
+              }
+            }
+          }
+          if (got.nats!.length > 0) natsCache.set(key, median(got.nats!));
+          const nats = natsCache.get(key);
+          const minimal = got.minimal!.length > 0 ? median(got.minimal!) : NaN;
+          const hydra = got.hydra!.length > 0 ? median(got.hydra!) : NaN;
+          const row: FanoutRow = {
+            runtime,
+            size,
+            per,
+            n,
+            minimal,
+            hydra,
+            nats,
+            vsCeiling: hydra / minimal,
+            vsNats: nats === undefined ? undefined : hydra / nats,
+          };
+          rows.push(row);
+          const label = per > 1 ? `${sizeName(size)} ×${per}` : sizeName(size);
+          console.log(
+            `${runtime.padEnd(8)} ${label.padEnd(13)} ${String(n).padStart(3)}  ${
+              fmt(minimal).padStart(7)
+            }  ${fmt(hydra).padStart(7)}  ${fmt(nats).padStart(7)}  ${
+              fmt(row.vsCeiling, 2).padStart(9)
+            }  ${fmt(row.vsNats, 2).padStart(10)}`,
+          );
+        }
+      }
+    }
+  }
+  return rows;
+}
+
+// ---- idle consumers (T5) ----
+
+interface IdleRow {
+  runtime: string;
+  kind: string;
+  n: number;
+  baseKiB: number;
+  loadedKiB: number;
+  perThousandMB: number;
+  /** Growth of live JS memory (heap used + external) per 1,000, after a full GC. */
+  livePerThousandMB: number;
+}
+
+async function idleCost(kind: string, runtime: string, n: number): Promise<IdleRow> {
+  const server = await startServer(kind, runtime);
+  const token = Session.generate().token();
+  await new Promise((r) => setTimeout(r, 500));
+  const liveBase = await server.gc();
+  const baseKiB = rssKiB(server.pid) ?? NaN;
+  const clients = kind === "hydra"
+    ? start(load("idle", String(server.port), String(n), token))
+    : start(load("consumers", kind, String(server.port), String(n), "64", "1000000000"));
+  try {
+    await clients.line((l) => l === "ready");
+    await new Promise((r) => setTimeout(r, 1000));
+    const liveLoaded = await server.gc();
+    const loadedKiB = rssKiB(server.pid) ?? NaN;
+    const perThousandMB = ((loadedKiB - baseKiB) / n) * 1000 / 1024;
+    const livePerThousandMB = ((liveLoaded - liveBase) / n) * 1000 / 1024 / 1024;
+    return { runtime, kind, n, baseKiB, loadedKiB, perThousandMB, livePerThousandMB };
+  } finally {
+    await clients.stop();
+    await server.stop();
+  }
+}
+
+/** RSS per idle library `Consumer` in a client process of `runtime`. */
+async function clientCost(runtime: string, n: number): Promise<number> {
+  const server = await startServer("hydra", "bun");
+  const token = Session.generate().token();
+  const p = start(
+    runtimeCmd(runtime, "relay_load").concat("clients", String(server.port), String(n), token),
+  );
+  try {
+    const r = JSON.parse(await p.line((l) => l.startsWith("{"))) as { perClientKiB: number };
+    return r.perClientKiB;
+  } finally {
+    await p.stop();
+    await server.stop();
+  }
+}
+
+async function measureIdle(): Promise<IdleRow[]> {
+  const n = Number(values.idle);
+  console.log(
+    `\n== idle consumers (T5): relay RSS growth per 1,000 (measured with ${n}); target ≤ 1.25× minimal and ≤ 10 MB ==`,
+  );
+  console.log("runtime  relay     base MB  loaded MB  MB per 1,000  live MB per 1,000");
+  const rows: IdleRow[] = [];
+  const kinds = ["minimal", "hydra"];
+  for (const runtime of runtimes) {
+    for (const kind of kinds) {
+      const r = await idleCost(kind, runtime, n);
+      rows.push(r);
+      console.log(
+        `${runtime.padEnd(8)} ${kind.padEnd(8)} ${fmt(r.baseKiB / 1024, 1).padStart(8)}  ${
+          fmt(r.loadedKiB / 1024, 1).padStart(9)
+        }  ${fmt(r.perThousandMB, 2).padStart(12)}  ${fmt(r.livePerThousandMB, 2).padStart(17)}`,
+      );
+    }
+  }
+  const clientRows: { runtime: string; perClientKiB: number }[] = [];
+  const m = Math.min(n, 200);
+  console.log(
+    `idle library Consumer clients (${m} in one process), RSS per client; target ≤ 256 KiB`,
+  );
+  for (const runtime of runtimes) {
+    const perClientKiB = await clientCost(runtime, m);
+    clientRows.push({ runtime, perClientKiB });
+    console.log(`${runtime.padEnd(8)} ${fmt(perClientKiB, 1).padStart(7)} KiB per client`);
+  }
+  result.clients = clientRows;
+  if (natsBin !== undefined) {
+    const r = await idleCost("nats", "", n);
+    rows.push(r);
+    console.log(
+      `-        nats     ${fmt(r.baseKiB / 1024, 1).padStart(8)}  ${
+        fmt(r.loadedKiB / 1024, 1).padStart(9)
+      }  ${fmt(r.perThousandMB, 2).padStart(12)}`,
+    );
+  }
+  return rows;
+}
+
+// ---- joins (T6) ----
+
+async function measureJoins(): Promise<{ runtime: string; joinsPerSec: number }[]> {
+  const n = Number(values.joins);
+  console.log(
+    `\n== joins (T6): complete consumer joins per second, ${n} joins; target ≥ 2,000/s ==`,
+  );
+  const rows = [];
+  for (const runtime of runtimes) {
+    const server = await startServer("hydra", runtime);
+    const p = start(load("joins", String(server.port), String(n), Session.generate().token()));
+    try {
+      const r = JSON.parse(await p.line((l) => l.startsWith("{"))) as { ms: number; joins: number };
+      const joinsPerSec = r.joins / (r.ms / 1000);
+      rows.push({ runtime, joinsPerSec });
+      console.log(`${runtime.padEnd(8)} ${fmt(joinsPerSec).padStart(7)} joins/s`);
+    } finally {
+      await p.stop();
+      await server.stop();
+    }
+  }
+  return rows;
+}
+
+// ---- main ----
+
+if (runtimes.includes("node")) {
+  // Node runs the compiled copy: build it from the current sources.
+  const b = spawnSync(bin("deno"), ["run", "-A", join(root, "scripts/build_npm.ts")], {
+    stdio: "inherit",
+  });
+  if (b.status !== 0) throw new Error("npm build failed");
+}
+if (natsBin === undefined) {
+  console.log("# nats-server not found (apt-get install -y nats-server): nats columns are n/a");
+}
+const started = Date.now();
+const result: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  versions: {
+    deno: spawnSync(bin("deno"), ["--version"]).stdout?.toString().split("\n")[0],
+    bun: spawnSync(bin("bun"), ["--version"]).stdout?.toString().trim(),
+    node: process.version,
+    nats: natsBin === undefined
+      ? undefined
+      : spawnSync(natsBin, ["--version"]).stdout?.toString().trim(),
+  },
+  options: { quick, runtimes, sizes, fanouts, reps, targetBytes: target },
+};
+if (only.has("fanout")) result.fanout = await measureFanout();
+if (only.has("idle")) result.idle = await measureIdle();
+if (only.has("joins")) result.joins = await measureJoins();
+mkdirSync(join(root, ".bench"), { recursive: true });
+writeFileSync(join(root, ".bench/relay.json"), JSON.stringify(result, null, 2) + "\n");
+if (natsDir !== undefined) rmSync(natsDir, { recursive: true, force: true });
+console.log(`\nwrote .bench/relay.json (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+if (errors > 0) {
+  console.log(`${errors} run(s) failed`);
+  process.exitCode = 1;
+}

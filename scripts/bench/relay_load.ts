@@ -1,0 +1,323 @@
+/**
+ * The load side of scripts/bench/relay.ts: one producer process and one process holding all
+ * N consumers, the same code against every relay (run under Bun, the fastest runtime here, so
+ * the load generator is the same for every contestant).
+ *
+ *   relay_load consumers <kind> <port> <n> <size> <count> [token]
+ *       connects and joins N consumers, prints `ready`, counts data frames (or MSGs) until every
+ *       consumer has <count>, prints {"ms", "frames", "bytes"} (ms from the first data frame
+ *       to the last consumer's last frame)
+ *   relay_load producer <kind> <port> <size> <count> [token] [per]
+ *       connects, sends <count> frames of <size>-byte messages (hydra: BATCH frames of <per>
+ *       messages when <per> > 1) as fast as the relay takes them, in 256 KiB writes; prints
+ *       `sent`, stays connected until stdin closes
+ *   relay_load idle <port> <n> <token>
+ *       joins N consumers that only keep their connections alive; prints `ready`
+ *   relay_load clients <port> <n> <token>
+ *       holds N idle library `Consumer`s; prints {"clients", "perClientKiB"} (RSS growth per
+ *       client, after a full GC)
+ *   relay_load joins <port> <n> <token>
+ *       N complete consumer joins (handshake + proof + JOINED), 64 in flight; prints
+ *       {"ms", "joins"}
+ *
+ * <kind>: `hydra` (our relay: Noise handshake and JOIN, then sealed data frames; consumers ask
+ * for policy block and check framing without decrypting), `minimal` (the chunk-forwarding
+ * ceiling: one role byte, then the same hydra/1 frames), `nats` (nats-server: CONNECT, PUB on
+ * one subject / SUB, MSG records parsed the same way).
+ */
+
+import { RawClient } from "../../tests/e2e/_raw_client.ts";
+import { FrameCounter, RecordWalker } from "./_records.ts";
+import { ControlKind, encodeJoinOptions } from "../../src/protocol/control.ts";
+import { DataFlag, encodeBatch } from "../../src/protocol/data_frame.ts";
+import { Role } from "../../src/protocol/join.ts";
+import { Session } from "../../src/protocol/session.ts";
+import { Consumer } from "../../src/client/consumer.ts";
+import { defaultTransport } from "../../src/transport/default.ts";
+import type { Conn } from "../../src/transport/types.ts";
+
+// deno-lint-ignore no-explicit-any
+const G = globalThis as any;
+const t = defaultTransport();
+const enc = new TextEncoder();
+const CHUNK = 256 * 1024;
+/** Data frame overhead: frame header, flags, stream tag, seq, GCM tag. */
+const OVERHEAD = 5 + 1 + 8 + 8 + 16;
+
+function say(line: string): void {
+  G.process.stdout.write(line + "\n");
+}
+
+const addrOf = (port: number) => ({ kind: "tcp" as const, hostname: "127.0.0.1", port });
+
+/**
+ * Counts NATS `MSG <subject> <sid> <size>\r\n<payload>\r\n` records, parsing the size from
+ * each header line's bytes (no strings on the hot path); answers PING.
+ */
+class MsgCounter extends RecordWalker {
+  /** MSG records seen. */
+  data = 0;
+  /** Bytes of a header line split across chunks. */
+  #line: number[] = [];
+  constructor(readonly conn: Conn) {
+    super();
+  }
+
+  protected header(c: Uint8Array, i: number): number {
+    const n = c.length;
+    let j = i;
+    while (j < n && c[j] !== 0x0a) j++;
+    if (j === n) {
+      for (let k = i; k < n; k++) this.#line.push(c[k]!);
+      return n;
+    }
+    const line = this.#line.length > 0
+      ? Uint8Array.from([...this.#line, ...c.subarray(i, j + 1)])
+      : c.subarray(i, j + 1);
+    this.#line = [];
+    this.#parse(line);
+    return j + 1;
+  }
+
+  #parse(line: Uint8Array): void {
+    const end = line.length - 2; // before "\r\n"
+    if (line[0] === 0x4d) { // MSG
+      let size = 0;
+      let k = end - 1;
+      while (k > 0 && line[k] !== 0x20) k--;
+      for (let d = k + 1; d < end; d++) size = size * 10 + (line[d]! - 0x30);
+      this.skip = size + 2;
+      this.data++;
+    } else if (line[0] === 0x50 && line[1] === 0x49) { // PING
+      this.conn.write(enc.encode("PONG\r\n")).catch(() => {});
+    } else if (line[0] === 0x2d) { // -ERR
+      throw new Error(`nats-server: ${new TextDecoder().decode(line).trim()}`);
+    }
+  }
+}
+
+async function hydraConsumer(port: number, session: Session): Promise<RawClient> {
+  const rc = await RawClient.connect(t, addrOf(port));
+  const options = encodeJoinOptions({ policy: "block" });
+  await rc.control(await rc.joinMessage(session, Role.Consumer, options));
+  const m = await rc.nextControl();
+  if (m?.kind !== ControlKind.Joined) throw new Error(`join failed: ${JSON.stringify(m)}`);
+  return rc;
+}
+
+async function connectConsumer(kind: string, port: number, session?: Session): Promise<Conn> {
+  if (kind === "hydra") return (await hydraConsumer(port, session!)).conn;
+  const conn = await t.connect(addrOf(port));
+  conn.setNoDelay(true);
+  if (kind === "minimal") {
+    await conn.write(new Uint8Array([0x43]));
+    return conn;
+  }
+  await conn.write(enc.encode('CONNECT {"verbose":false,"pedantic":false}\r\nSUB b 1\r\nPING\r\n'));
+  let seen = "";
+  while (!seen.includes("PONG")) {
+    const c = await conn.read();
+    if (c === null) throw new Error("nats-server closed");
+    seen += new TextDecoder().decode(c);
+  }
+  return conn;
+}
+
+async function consumers(kind: string, port: number, n: number, count: number, token?: string) {
+  const session = token === undefined ? undefined : Session.fromToken(token);
+  const conns: Conn[] = [];
+  for (let i = 0; i < n; i += 50) {
+    const batch = Math.min(50, n - i);
+    conns.push(
+      ...await Promise.all(
+        Array.from({ length: batch }, () => connectConsumer(kind, port, session)),
+      ),
+    );
+  }
+  // The minimal relay has no acknowledgement: give it a moment to register the role bytes.
+  if (kind === "minimal") await new Promise((r) => setTimeout(r, 200));
+  say("ready");
+  let first = 0;
+  let frames = 0;
+  await Promise.all(conns.map(async (conn) => {
+    const counter = kind === "nats" ? new MsgCounter(conn) : new FrameCounter();
+    while (counter.data < count) {
+      const c = await conn.read();
+      if (c === null) throw new Error(`relay closed after ${counter.data} of ${count} frames`);
+      if (first === 0) first = performance.now();
+      counter.push(c);
+    }
+    frames += counter.data;
+  }));
+  const ms = performance.now() - first;
+  say(JSON.stringify({ ms, frames }));
+  for (const c of conns) c.close();
+}
+
+/** Chunks of about 256 KiB of hydra/1 data frames with `plain`-byte plaintexts. */
+async function hydraChunks(
+  plain: number,
+  seal: (seq: bigint) => Promise<Uint8Array>,
+): Promise<{ template: Uint8Array; perChunk: number; frameLen: number }> {
+  const frame = await seal(0n);
+  const frameLen = plain + OVERHEAD;
+  if (frame.length !== frameLen) throw new Error(`frame is ${frame.length}, want ${frameLen}`);
+  const perChunk = Math.max(1, Math.floor(CHUNK / frameLen));
+  const template = new Uint8Array(perChunk * frameLen);
+  for (let i = 0; i < perChunk; i++) template.set(frame, i * frameLen);
+  return { template, perChunk, frameLen };
+}
+
+/**
+ * Sends `count` frames. With `per` > 1 each hydra frame is a BATCH of `per` messages (what
+ * `Producer` sends under load), the plaintext `(u32 length ‖ message)*`.
+ */
+async function producer(
+  kind: string,
+  port: number,
+  size: number,
+  count: number,
+  token: string | undefined,
+  per: number,
+) {
+  const plain = per > 1 ? per * (size + 4) : size;
+  const flags = per > 1 ? DataFlag.Batch : 0;
+  let conn: Conn;
+  let chunks: { template: Uint8Array; perChunk: number; frameLen: number };
+  if (kind === "nats") {
+    conn = await t.connect(addrOf(port));
+    await conn.write(enc.encode('CONNECT {"verbose":false,"pedantic":false}\r\n'));
+    const head = enc.encode(`PUB b ${size}\r\n`);
+    const frameLen = head.length + size + 2;
+    const perChunk = Math.max(1, Math.floor(CHUNK / frameLen));
+    const template = new Uint8Array(perChunk * frameLen);
+    for (let i = 0; i < perChunk; i++) {
+      template.set(head, i * frameLen);
+      template.set([0x0d, 0x0a], i * frameLen + head.length + size);
+    }
+    chunks = { template, perChunk, frameLen };
+    // Answer the server's PINGs so it never drops us.
+    const answer = new MsgCounter(conn);
+    (async () => {
+      for (let c = await conn.read(); c !== null; c = await conn.read()) answer.push(c);
+    })().catch(() => {});
+  } else if (kind === "hydra") {
+    const rc = await RawClient.connect(t, addrOf(port));
+    const { frame } = await rc.produce(Session.fromToken(token!));
+    conn = rc.conn;
+    chunks = await hydraChunks(plain, (seq) => frame(seq, flags, batchOf(per, size)));
+    // Wait for JOINED, then keep reading (ACKs) so the relay never waits on us.
+    const m = await rc.nextControl();
+    if (m?.kind !== ControlKind.Joined) throw new Error(`join failed: ${JSON.stringify(m)}`);
+    (async () => {
+      while ((await rc.next()) !== null);
+    })().catch(() => {});
+  } else {
+    conn = await t.connect(addrOf(port));
+    await conn.write(new Uint8Array([0x50]));
+    // The same frames as for our relay (the ceiling relay only tracks their boundaries).
+    chunks = await hydraChunks(plain, () => {
+      const f = new Uint8Array(plain + OVERHEAD);
+      new DataView(f.buffer).setUint32(0, f.length - 5);
+      f[4] = 3;
+      f[5] = flags;
+      return Promise.resolve(f);
+    });
+  }
+  conn.setNoDelay(true);
+  const { template, perChunk, frameLen } = chunks;
+  for (let seq = 0; seq < count;) {
+    const k = Math.min(perChunk, count - seq);
+    const chunk = template.slice(0, k * frameLen);
+    if (kind !== "nats") {
+      const v = new DataView(chunk.buffer);
+      for (let i = 0; i < k; i++) v.setUint32(i * frameLen + 18, seq + i);
+    }
+    seq += k;
+    await conn.write(chunk);
+  }
+  say("sent");
+}
+
+/** A plaintext: one message, or a BATCH of `per` messages. */
+function batchOf(per: number, size: number): Uint8Array {
+  if (per === 1) return new Uint8Array(size);
+  return encodeBatch(Array.from({ length: per }, () => new Uint8Array(size)));
+}
+
+async function idle(port: number, n: number, token: string) {
+  const session = Session.fromToken(token);
+  const clients: RawClient[] = [];
+  for (let i = 0; i < n; i += 50) {
+    const batch = Math.min(50, n - i);
+    clients.push(
+      ...await Promise.all(Array.from({ length: batch }, () => hydraConsumer(port, session))),
+    );
+  }
+  // Stay alive past the relay's idle timeout.
+  setInterval(() => {
+    for (const c of clients) c.control({ kind: ControlKind.Ping, nonce: 1n }).catch(() => {});
+  }, 5000);
+  say("ready");
+}
+
+/** Runs a full garbage collection where the runtime lets us (Bun always; V8 with --expose-gc). */
+function collectGarbage(): void {
+  if (G.Bun !== undefined) G.Bun.gc(true);
+  else G.gc?.();
+}
+
+/**
+ * Memory of idle `Consumer` clients (the library's, with reconnect and heartbeat): this
+ * process's RSS growth per client after N joins, after a full GC on both sides of the
+ * measurement.
+ */
+async function clients(port: number, n: number, token: string) {
+  const session = Session.fromToken(token);
+  // Warm up: load every module and JIT the join path once.
+  const warm = await Consumer.connect(addrOf(port), session);
+  await warm.close();
+  collectGarbage();
+  await new Promise((r) => setTimeout(r, 200));
+  const before = G.process.memoryUsage().rss as number;
+  const held: Consumer[] = [];
+  for (let i = 0; i < n; i += 50) {
+    const batch = Math.min(50, n - i);
+    held.push(
+      ...await Promise.all(
+        Array.from({ length: batch }, () => Consumer.connect(addrOf(port), session)),
+      ),
+    );
+  }
+  collectGarbage();
+  await new Promise((r) => setTimeout(r, 200));
+  const after = G.process.memoryUsage().rss as number;
+  say(JSON.stringify({ clients: held.length, perClientKiB: (after - before) / n / 1024 }));
+}
+
+async function joins(port: number, n: number, token: string) {
+  const session = Session.fromToken(token);
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: 64 }, async () => {
+    while (next < n) {
+      next++;
+      (await hydraConsumer(port, session)).close();
+    }
+  }));
+  say(JSON.stringify({ ms: performance.now() - started, joins: n }));
+}
+
+// The orchestrator ends a load process by closing its stdin.
+G.process.stdin.on("end", () => G.process.exit(0));
+G.process.stdin.resume();
+const [role, ...a] = G.process.argv.slice(2) as string[];
+const num = (i: number) => Number(a[i]);
+if (role === "consumers") await consumers(a[0]!, num(1), num(2), num(4), a[5]);
+else if (role === "producer") await producer(a[0]!, num(1), num(2), num(3), a[4], num(5) || 1);
+else if (role === "idle") await idle(num(0), num(1), a[2]!);
+else if (role === "clients") await clients(num(0), num(1), a[2]!);
+else if (role === "joins") {
+  await joins(num(0), num(1), a[2]!);
+  G.process.exit(0);
+} else throw new Error("usage: relay_load consumers|producer|idle|joins …");
