@@ -449,7 +449,7 @@ const result: Record<string, unknown> = {
   versions: {
     deno: spawnSync(bin("deno"), ["--version"]).stdout?.toString().split("\n")[0],
     bun: spawnSync(bin("bun"), ["--version"]).stdout?.toString().trim(),
-    node: process.version,
+    node: spawnSync("node", ["--version"]).stdout?.toString().trim(),
     nats: natsBin === undefined
       ? undefined
       : spawnSync(natsBin, ["--version"]).stdout?.toString().trim(),
