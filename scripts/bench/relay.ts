@@ -5,7 +5,8 @@
  * the same Bun load generator for every contestant (scripts/bench/relay_load.ts).
  *
  *   deno task bench:relay [--quick] [--runtimes deno,bun,node] [--sizes 64,1024,65536,1048576]
- *                         [--n 1,10,100] [--reps N] [--mib N] [--only fanout,idle,joins]
+ *                         [--n 1,10,100] [--reps N] [--mib N] [--only fanout,idle,joins,bulk,scale]
+ *                         [--idle N] [--joins N] [--bulk N] [--scale N]
  *
  * fanout (T1): 1 → N, delivered payload MB/s (N × messages × size / time from the first data
  *   frame to the last consumer's last), consumers checking framing, not decrypting; the
@@ -13,6 +14,10 @@
  * idle (T5): relay RSS growth per 1,000 idle consumers (joined and pinging, for ours).
  * joins (T6): complete consumer joins per second (Noise handshake + proof + JOINED), 64 in
  *   flight from one client process.
+ * bulk (T3): 1 → 1 end to end with the library's Producer and Consumer on the runtime under
+ *   test (sealing and opening 1 MiB messages) against that runtime's native AES-GCM seal.
+ * scale (T7): 10,000 consumers (1,000 with --quick) on one relay, every one receiving a
+ *   1 msg/s stream.
  *
  * nats-server comes from Debian (`apt-get install -y nats-server`); without it the nats
  * column says "n/a". Writes .bench/relay.json; results go to docs/BENCHMARKS.md.
@@ -37,9 +42,11 @@ const { values } = parseArgs({
     n: { type: "string" },
     reps: { type: "string" },
     mib: { type: "string" },
-    only: { type: "string", default: "fanout,idle,joins" },
+    only: { type: "string", default: "fanout,idle,joins,bulk,scale" },
     idle: { type: "string", default: "1000" },
     joins: { type: "string", default: "2000" },
+    scale: { type: "string" },
+    bulk: { type: "string" },
   },
 });
 const quick = values.quick;
@@ -66,7 +73,12 @@ interface Proc {
 }
 
 function start(cmd: string[]): Proc {
-  const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ["pipe", "pipe", "pipe"], cwd: root });
+  // T7 holds 10,000+ sockets in one process: raise the descriptor limit as far as allowed.
+  const raise = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"';
+  const child = spawn("bash", ["-c", raise, "bash", ...cmd], {
+    stdio: ["pipe", "pipe", "pipe"],
+    cwd: root,
+  });
   const lines: string[] = [];
   const waiters: (() => void)[] = [];
   let buf = "";
@@ -141,7 +153,7 @@ interface Server {
 }
 
 let natsDir: string | undefined;
-async function startServer(kind: string, runtime: string): Promise<Server> {
+async function startServer(kind: string, runtime: string, ...extra: string[]): Promise<Server> {
   if (kind === "nats") {
     natsDir ??= mkdtempSync(join(tmpdir(), "hydra-bench-nats-"));
     const port = 20000 + Math.floor(Math.random() * 20000);
@@ -176,7 +188,7 @@ async function startServer(kind: string, runtime: string): Promise<Server> {
       },
     };
   }
-  const p = start(runtimeCmd(runtime, "relay_server").concat(kind));
+  const p = start(runtimeCmd(runtime, "relay_server").concat(kind, ...extra));
   const info = JSON.parse(await p.line((l) => l.startsWith("{"), 30_000)) as {
     port: number;
     pid: number;
@@ -431,6 +443,97 @@ async function measureJoins(): Promise<{ runtime: string; joinsPerSec: number }[
   return rows;
 }
 
+// ---- bulk end to end (T3) ----
+
+async function measureBulk(): Promise<{ runtime: string; sealMBs: number; e2eMBs: number }[]> {
+  const size = 1 << 20;
+  const count = Number(values.bulk ?? (quick ? 32 : 256));
+  console.log(
+    `\n== bulk end to end (T3): 1 → 1, ${count} × 1 MiB, library Producer/Consumer (sealing and opening) vs native AES-GCM seal; target ≥ 0.7× ==`,
+  );
+  console.log("runtime  seal MB/s  end-to-end MB/s  ratio");
+  const rows = [];
+  for (const runtime of runtimes) {
+    const e2e = (...a: string[]) => runtimeCmd(runtime, "relay_e2e").concat(a);
+    const sealer = start(e2e("seal", String(size), String(count)));
+    const sealMBs = (JSON.parse(await sealer.line((l) => l.startsWith("{"))) as { MBs: number })
+      .MBs;
+    await sealer.stop();
+    const server = await startServer("hydra", runtime);
+    const token = Session.generate().token();
+    const port = String(server.port);
+    const consumer = start(e2e("consume", port, token, String(size), String(count)));
+    let producer: Proc | undefined;
+    try {
+      await consumer.line((l) => l === "ready");
+      producer = start(e2e("produce", port, token, String(size), String(count)));
+      const r = JSON.parse(await consumer.line((l) => l.startsWith("{"))) as { ms: number };
+      // The clock starts at the first message: count - 1 messages in r.ms.
+      const e2eMBs = ((count - 1) * size) / r.ms / 1000;
+      rows.push({ runtime, sealMBs, e2eMBs });
+      console.log(
+        `${runtime.padEnd(8)} ${fmt(sealMBs).padStart(9)}  ${fmt(e2eMBs).padStart(15)}  ${
+          fmt(e2eMBs / sealMBs, 2).padStart(5)
+        }`,
+      );
+    } catch (e) {
+      errors++;
+      console.log(`# bulk ${runtime}: ${(e as Error).message}`);
+    } finally {
+      await consumer.stop();
+      await producer?.stop();
+      await server.stop();
+    }
+  }
+  return rows;
+}
+
+// ---- scale (T7) ----
+
+async function measureScale(): Promise<{ runtime: string; consumers: number; complete: number }[]> {
+  const n = Number(values.scale ?? (quick ? 1000 : 10_000));
+  const messages = 5;
+  console.log(
+    `\n== scale (T7): ${n} consumers on one relay, a 1 msg/s stream of ${messages} messages; target: all receive all ==`,
+  );
+  const rows = [];
+  for (const runtime of runtimes) {
+    // The default cap (10,000 connections) would refuse the producer: raise it, as an operator
+    // would with --max-connections.
+    const server = await startServer("hydra", runtime, String(n + 100));
+    const token = Session.generate().token();
+    const port = String(server.port);
+    const joinedAt = Date.now();
+    const consumers = start(load("scale", port, String(n), token, String(messages)));
+    let producer: Proc | undefined;
+    try {
+      await consumers.line((l) => l === "ready", 600_000);
+      const joinSeconds = (Date.now() - joinedAt) / 1000;
+      const rss = rssKiB(server.pid) ?? NaN;
+      producer = start(load("producer", "hydra", port, "64", String(messages), token, "1", "1"));
+      const r = JSON.parse(await consumers.line((l) => l.startsWith("{"), 120_000)) as {
+        consumers: number;
+        complete: number;
+      };
+      rows.push({ runtime, ...r, joinSeconds, relayRssMB: rss / 1024 });
+      console.log(
+        `${runtime.padEnd(8)} ${r.complete} of ${r.consumers} received all ${messages} (joined in ${
+          joinSeconds.toFixed(1)
+        } s; relay RSS ${fmt(rss / 1024)} MB)`,
+      );
+      if (r.complete !== r.consumers) errors++;
+    } catch (e) {
+      errors++;
+      console.log(`# scale ${runtime}: ${(e as Error).message}`);
+    } finally {
+      await consumers.stop();
+      await producer?.stop();
+      await server.stop();
+    }
+  }
+  return rows;
+}
+
 // ---- main ----
 
 if (runtimes.includes("node")) {
@@ -459,6 +562,8 @@ const result: Record<string, unknown> = {
 if (only.has("fanout")) result.fanout = await measureFanout();
 if (only.has("idle")) result.idle = await measureIdle();
 if (only.has("joins")) result.joins = await measureJoins();
+if (only.has("bulk")) result.bulk = await measureBulk();
+if (only.has("scale")) result.scale = await measureScale();
 mkdirSync(join(root, ".bench"), { recursive: true });
 writeFileSync(join(root, ".bench/relay.json"), JSON.stringify(result, null, 2) + "\n");
 if (natsDir !== undefined) rmSync(natsDir, { recursive: true, force: true });

@@ -7,10 +7,13 @@
  *       connects and joins N consumers, prints `ready`, counts data frames (or MSGs) until every
  *       consumer has <count>, prints {"ms", "frames", "bytes"} (ms from the first data frame
  *       to the last consumer's last frame)
- *   relay_load producer <kind> <port> <size> <count> [token] [per]
+ *   relay_load producer <kind> <port> <size> <count> [token] [per] [rate]
  *       connects, sends <count> frames of <size>-byte messages (hydra: BATCH frames of <per>
  *       messages when <per> > 1) as fast as the relay takes them, in 256 KiB writes; prints
- *       `sent`, stays connected until stdin closes
+ *       `sent`, stays connected until stdin closes; with [rate], <rate> frames per second
+ *   relay_load scale <port> <n> <token> <count>
+ *       joins N consumers, prints `ready`, waits until each has <count> data frames; prints
+ *       {"consumers", "complete", "ms"}
  *   relay_load idle <port> <n> <token>
  *       joins N consumers that only keep their connections alive; prints `ready`
  *   relay_load clients <port> <n> <token>
@@ -96,6 +99,15 @@ class MsgCounter extends RecordWalker {
   }
 }
 
+/** `n` results of `make`, at most `batch` in flight (joins are CPU work on both sides). */
+async function inBatches<T>(n: number, batch: number, make: () => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < n; i += batch) {
+    out.push(...await Promise.all(Array.from({ length: Math.min(batch, n - i) }, make)));
+  }
+  return out;
+}
+
 async function hydraConsumer(port: number, session: Session): Promise<RawClient> {
   const rc = await RawClient.connect(t, addrOf(port));
   const options = encodeJoinOptions({ policy: "block" });
@@ -125,15 +137,7 @@ async function connectConsumer(kind: string, port: number, session?: Session): P
 
 async function consumers(kind: string, port: number, n: number, count: number, token?: string) {
   const session = token === undefined ? undefined : Session.fromToken(token);
-  const conns: Conn[] = [];
-  for (let i = 0; i < n; i += 50) {
-    const batch = Math.min(50, n - i);
-    conns.push(
-      ...await Promise.all(
-        Array.from({ length: batch }, () => connectConsumer(kind, port, session)),
-      ),
-    );
-  }
+  const conns = await inBatches(n, 50, () => connectConsumer(kind, port, session));
   // The minimal relay has no acknowledgement: give it a moment to register the role bytes.
   if (kind === "minimal") await new Promise((r) => setTimeout(r, 200));
   say("ready");
@@ -179,6 +183,7 @@ async function producer(
   count: number,
   token: string | undefined,
   per: number,
+  rate: number,
 ) {
   const plain = per > 1 ? per * (size + 4) : size;
   const flags = per > 1 ? DataFlag.Batch : 0;
@@ -227,7 +232,9 @@ async function producer(
   conn.setNoDelay(true);
   const { template, perChunk, frameLen } = chunks;
   for (let seq = 0; seq < count;) {
-    const k = Math.min(perChunk, count - seq);
+    // With a rate, one frame per 1/rate s (T7's 1 msg/s stream); without, whole chunks.
+    if (rate > 0) await new Promise((r) => setTimeout(r, 1000 / rate));
+    const k = rate > 0 ? 1 : Math.min(perChunk, count - seq);
     const chunk = template.slice(0, k * frameLen);
     if (kind !== "nats") {
       const v = new DataView(chunk.buffer);
@@ -247,13 +254,7 @@ function batchOf(per: number, size: number): Uint8Array {
 
 async function idle(port: number, n: number, token: string) {
   const session = Session.fromToken(token);
-  const clients: RawClient[] = [];
-  for (let i = 0; i < n; i += 50) {
-    const batch = Math.min(50, n - i);
-    clients.push(
-      ...await Promise.all(Array.from({ length: batch }, () => hydraConsumer(port, session))),
-    );
-  }
+  const clients = await inBatches(n, 50, () => hydraConsumer(port, session));
   // Stay alive past the relay's idle timeout.
   setInterval(() => {
     for (const c of clients) c.control({ kind: ControlKind.Ping, nonce: 1n }).catch(() => {});
@@ -280,19 +281,33 @@ async function clients(port: number, n: number, token: string) {
   collectGarbage();
   await new Promise((r) => setTimeout(r, 200));
   const before = G.process.memoryUsage().rss as number;
-  const held: Consumer[] = [];
-  for (let i = 0; i < n; i += 50) {
-    const batch = Math.min(50, n - i);
-    held.push(
-      ...await Promise.all(
-        Array.from({ length: batch }, () => Consumer.connect(addrOf(port), session)),
-      ),
-    );
-  }
+  const held = await inBatches(n, 50, () => Consumer.connect(addrOf(port), session));
   collectGarbage();
   await new Promise((r) => setTimeout(r, 200));
   const after = G.process.memoryUsage().rss as number;
   say(JSON.stringify({ clients: held.length, perClientKiB: (after - before) / n / 1024 }));
+}
+
+/**
+ * T7: joins `n` consumers (raw clients, policy block), prints `ready`, then waits until every
+ * one has `count` data frames; prints {"consumers", "complete", "ms"}.
+ */
+async function scale(port: number, n: number, token: string, count: number) {
+  const session = Session.fromToken(token);
+  const clients = await inBatches(n, 100, () => hydraConsumer(port, session));
+  say("ready");
+  const started = performance.now();
+  let complete = 0;
+  await Promise.all(clients.map(async (rc) => {
+    const counter = new FrameCounter();
+    while (counter.data < count) {
+      const c = await rc.conn.read().catch(() => null);
+      if (c === null) return;
+      counter.push(c);
+    }
+    complete++;
+  }));
+  say(JSON.stringify({ consumers: n, complete, ms: performance.now() - started }));
 }
 
 async function joins(port: number, n: number, token: string) {
@@ -314,9 +329,11 @@ G.process.stdin.resume();
 const [role, ...a] = G.process.argv.slice(2) as string[];
 const num = (i: number) => Number(a[i]);
 if (role === "consumers") await consumers(a[0]!, num(1), num(2), num(4), a[5]);
-else if (role === "producer") await producer(a[0]!, num(1), num(2), num(3), a[4], num(5) || 1);
-else if (role === "idle") await idle(num(0), num(1), a[2]!);
+else if (role === "producer") {
+  await producer(a[0]!, num(1), num(2), num(3), a[4], num(5) || 1, num(6) || 0);
+} else if (role === "idle") await idle(num(0), num(1), a[2]!);
 else if (role === "clients") await clients(num(0), num(1), a[2]!);
+else if (role === "scale") await scale(num(0), num(1), a[2]!, num(3));
 else if (role === "joins") {
   await joins(num(0), num(1), a[2]!);
   G.process.exit(0);

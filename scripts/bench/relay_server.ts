@@ -7,7 +7,8 @@
  *                          every chunk the producer sends is written unchanged to every
  *                          consumer, and hydra/1 frame boundaries are tracked (not checked).
  *                          The producer is paused while any consumer is over 1 MiB behind.
- *   relay_server hydra     our relay (`RelayServer` with the runtime's default transport and
+ *   relay_server hydra [maxConnections]
+ *                          our relay (`RelayServer` with the runtime's default transport and
  *                          native crypto), as `hydra-relay serve` would run it.
  *
  * Both listen on 127.0.0.1:0, print `{"port": …, "pid": …}` on stdout and run until stdin
@@ -189,13 +190,19 @@ async function minimalDeno(): Promise<void> {
   }
 }
 
-async function hydra(): Promise<void> {
-  const relay = await RelayServer.listen({ hostname: HOST, port: 0, logLevel: "warn" });
+/** Our relay; `maxConnections` raised for the scale test (T7: 10,000 consumers + producer). */
+async function hydra(maxConnections?: number): Promise<void> {
+  const relay = await RelayServer.listen({
+    hostname: HOST,
+    port: 0,
+    logLevel: "warn",
+    ...(maxConnections === undefined ? {} : { maxConnections }),
+  });
   ready((relay.addr as { port: number }).port);
   G.process.stdin.on("end", () => relay.close().then(() => G.process.exit(0)));
 }
 
-const [role] = G.process.argv.slice(2);
+const [role, limit] = G.process.argv.slice(2);
 // A line "gc" on stdin runs a full garbage collection (Bun always; Deno and Node are started
 // with --expose-gc by the orchestrator) and answers `gc-done {"live": heapUsed + external}`,
 // so memory figures can tell what the relay holds from what the allocator keeps.
@@ -208,7 +215,7 @@ G.process.stdin.on("data", (b: Uint8Array) => {
 });
 G.process.stdin.resume();
 if (role === "hydra") {
-  await hydra();
+  await hydra(limit === undefined ? undefined : Number(limit));
 } else {
   G.process.stdin.on("end", () => G.process.exit(0));
   if (G.Deno !== undefined) await minimalDeno();
