@@ -5,8 +5,8 @@
  * the same Bun load generator for every contestant (scripts/bench/relay_load.ts).
  *
  *   deno task bench:relay [--quick] [--runtimes deno,bun,node] [--sizes 64,1024,65536,1048576]
- *                         [--n 1,10,100] [--reps N] [--mib N] [--only fanout,idle,joins,bulk,scale]
- *                         [--idle N] [--joins N] [--bulk N] [--scale N]
+ *                         [--n 1,10,100] [--reps N] [--mib N] [--only fanout,idle,joins,bulk,scale,e2e,latency]
+ *                         [--idle N] [--joins N] [--bulk N] [--scale N] [--e2e N] [--seconds N]
  *
  * fanout (T1): 1 → N, delivered payload MB/s (N × messages × size / time from the first data
  *   frame to the last consumer's last), consumers checking framing, not decrypting; the
@@ -18,6 +18,10 @@
  *   test (sealing and opening 1 MiB messages) against that runtime's native AES-GCM seal.
  * scale (T7): 10,000 consumers (1,000 with --quick) on one relay, every one receiving a
  *   1 msg/s stream.
+ * e2e (T2): 1 → 10 64 B messages with every consumer decrypting (library clients on the
+ *   runtime under test) against nats-server delivering them to nats.js subscribers.
+ * latency (T4): 64 B at 1,000 msg/s to 10 consumers, p50/p99/p99.9, ours vs nats-server, the
+ *   publisher and subscribers in one process (one clock).
  *
  * nats-server comes from Debian (`apt-get install -y nats-server`); without it the nats
  * column says "n/a". Writes .bench/relay.json; results go to docs/BENCHMARKS.md.
@@ -42,10 +46,12 @@ const { values } = parseArgs({
     n: { type: "string" },
     reps: { type: "string" },
     mib: { type: "string" },
-    only: { type: "string", default: "fanout,idle,joins,bulk,scale" },
+    only: { type: "string", default: "fanout,idle,joins,bulk,scale,e2e,latency" },
     idle: { type: "string", default: "1000" },
     joins: { type: "string", default: "2000" },
     scale: { type: "string" },
+    e2e: { type: "string" },
+    seconds: { type: "string" },
     bulk: { type: "string" },
   },
 });
@@ -534,6 +540,111 @@ async function measureScale(): Promise<{ runtime: string; consumers: number; com
   return rows;
 }
 
+// ---- small messages end to end (T2) and latency (T4): ours vs nats-server + nats.js ----
+
+/** One 1 → n end-to-end run with the runtime's own clients; returns delivered messages/s. */
+async function e2eRun(kind: string, runtime: string, n: number, count: number): Promise<number> {
+  const server = await startServer(kind, runtime);
+  const token = Session.generate().token();
+  const port = String(server.port);
+  const e2e = (...a: string[]) => runtimeCmd(runtime, "relay_e2e").concat(a);
+  const subs = start(e2e("fan", kind, port, token, String(n), "64", String(count)));
+  let producer: Proc | undefined;
+  try {
+    await subs.line((l) => l === "ready");
+    producer = start(e2e("pub", kind, port, token, "64", String(count)));
+    const r = JSON.parse(await subs.line((l) => l.startsWith("{"))) as {
+      ms: number;
+      messages: number;
+    };
+    return r.messages / (r.ms / 1000);
+  } finally {
+    await subs.stop();
+    await producer?.stop();
+    await server.stop();
+  }
+}
+
+async function measureE2e(): Promise<Record<string, unknown>[]> {
+  const n = 10;
+  const count = Number(values.e2e ?? (quick ? 20_000 : 100_000));
+  console.log(
+    `\n== small messages end to end (T2): 1 → ${n}, ${count} × 64 B, every consumer decrypting; nats.js subscribers on nats-server; target ours ≥ nats ==`,
+  );
+  console.log("runtime  hydra msg/s  nats msg/s  ratio");
+  const rows = [];
+  for (const runtime of runtimes) {
+    const got: Record<string, number[]> = { hydra: [], nats: [] };
+    for (let i = 0; i < reps; i++) {
+      for (const kind of ["hydra", "nats"]) {
+        if (kind === "nats" && natsBin === undefined) continue;
+        try {
+          got[kind]!.push(await e2eRun(kind, runtime, n, count));
+        } catch (e) {
+          errors++;
+          console.log(`# e2e ${kind} ${runtime}: ${(e as Error).message}`);
+        }
+      }
+    }
+    const hydra = got.hydra!.length > 0 ? median(got.hydra!) : NaN;
+    const nats = got.nats!.length > 0 ? median(got.nats!) : NaN;
+    rows.push({ runtime, hydra, nats, ratio: hydra / nats });
+    console.log(
+      `${runtime.padEnd(8)} ${fmt(hydra).padStart(11)}  ${fmt(nats).padStart(10)}  ${
+        fmt(hydra / nats, 2).padStart(5)
+      }`,
+    );
+  }
+  return rows;
+}
+
+async function latencyRun(kind: string, runtime: string, n: number, seconds: number) {
+  const server = await startServer(kind, runtime);
+  const token = Session.generate().token();
+  const e2e = runtimeCmd(runtime, "relay_e2e");
+  const p = start(
+    e2e.concat("lat", kind, String(server.port), token, String(n), "1000", String(seconds)),
+  );
+  try {
+    return JSON.parse(await p.line((l) => l.startsWith("{"))) as {
+      p50: number;
+      p99: number;
+      p999: number;
+    };
+  } finally {
+    await p.stop();
+    await server.stop();
+  }
+}
+
+async function measureLatency(): Promise<Record<string, unknown>[]> {
+  const n = 10;
+  const seconds = Number(values.seconds ?? (quick ? 3 : 10));
+  console.log(
+    `\n== latency (T4): 64 B at 1,000 msg/s to ${n} consumers for ${seconds} s, publisher and subscribers in one process of the runtime; µs; target p99 ≤ nats ==`,
+  );
+  console.log("runtime  relay     p50     p99   p99.9");
+  const rows = [];
+  for (const runtime of runtimes) {
+    for (const kind of ["hydra", "nats"]) {
+      if (kind === "nats" && natsBin === undefined) continue;
+      try {
+        const r = await latencyRun(kind, runtime, n, seconds);
+        rows.push({ runtime, kind, ...r });
+        console.log(
+          `${runtime.padEnd(8)} ${kind.padEnd(6)} ${fmt(r.p50).padStart(6)}  ${
+            fmt(r.p99).padStart(6)
+          }  ${fmt(r.p999).padStart(6)}`,
+        );
+      } catch (e) {
+        errors++;
+        console.log(`# latency ${kind} ${runtime}: ${(e as Error).message}`);
+      }
+    }
+  }
+  return rows;
+}
+
 // ---- main ----
 
 if (runtimes.includes("node")) {
@@ -564,6 +675,8 @@ if (only.has("idle")) result.idle = await measureIdle();
 if (only.has("joins")) result.joins = await measureJoins();
 if (only.has("bulk")) result.bulk = await measureBulk();
 if (only.has("scale")) result.scale = await measureScale();
+if (only.has("e2e")) result.e2e = await measureE2e();
+if (only.has("latency")) result.latency = await measureLatency();
 mkdirSync(join(root, ".bench"), { recursive: true });
 writeFileSync(join(root, ".bench/relay.json"), JSON.stringify(result, null, 2) + "\n");
 if (natsDir !== undefined) rmSync(natsDir, { recursive: true, force: true });

@@ -11,17 +11,31 @@
  *       message to the last), checking every message's length and first/last bytes
  *   relay_e2e produce <port> <token> <size> <count>
  *       a Producer broadcasting <count> messages as fast as it may, then closing (END)
+ *   relay_e2e fan <hydra|nats> <port> <token> <n> <size> <count>
+ *       N subscribers in this process (library Consumers, decrypting; or nats.js subscribers
+ *       on one subject); prints `ready`, then {"ms", "messages"} once all have <count>
+ *   relay_e2e pub <hydra|nats> <port> <token> <size> <count>
+ *       one publisher (library Producer, or nats.js publishing on the subject)
+ *   relay_e2e lat <hydra|nats> <port> <token> <n> <rate> <seconds>
+ *       publisher and N subscribers in this process (one clock): <rate> messages/s carrying
+ *       their send time; prints {"p50", "p99", "p999", "samples"} in microseconds
+ *
+ * nats.js is the `nats` npm package (a devDependency, used only here).
  */
 
 import { Consumer } from "../../src/client/consumer.ts";
 import { Producer } from "../../src/client/producer.ts";
-import { nativeCrypto } from "../../src/crypto/native.ts";
+import { createNativeCrypto, nativeCrypto } from "../../src/crypto/native.ts";
 import { Session } from "../../src/protocol/session.ts";
+import { connect as natsConnect, type NatsConnection } from "nats";
 
 // deno-lint-ignore no-explicit-any
 const G = globalThis as any;
 const say = (line: string) => G.process.stdout.write(line + "\n");
 const addrOf = (port: number) => ({ kind: "tcp" as const, hostname: "127.0.0.1", port });
+/** HYDRA_BENCH_AEAD=node|webcrypto overrides the runtime's default AES-GCM for the clients. */
+const aead = G.process.env.HYDRA_BENCH_AEAD as "node" | "webcrypto" | undefined;
+const crypto = aead === undefined ? nativeCrypto() : createNativeCrypto({ aead });
 
 /** Message i: its index in the first 4 bytes and in the last 4. */
 function message(size: number, i: number): Uint8Array {
@@ -73,6 +87,117 @@ async function produce(port: number, token: string, size: number, count: number)
   say("sent");
 }
 
+/** A subscriber of either kind: an async stream of message payloads. */
+async function subscribers(
+  kind: string,
+  port: number,
+  token: string,
+  n: number,
+): Promise<{ streams: AsyncIterable<Uint8Array>[]; close(): Promise<void> }> {
+  if (kind === "hydra") {
+    const session = Session.fromToken(token);
+    const cs = await Promise.all(
+      Array.from(
+        { length: n },
+        () => Consumer.connect(addrOf(port), session, { policy: "block", crypto }),
+      ),
+    );
+    return { streams: cs, close: async () => void await Promise.all(cs.map((c) => c.close())) };
+  }
+  const ncs = await Promise.all(
+    Array.from({ length: n }, () => natsConnect({ servers: `127.0.0.1:${port}` })),
+  );
+  const streams = ncs.map((nc) => {
+    const sub = nc.subscribe("b");
+    return {
+      async *[Symbol.asyncIterator]() {
+        for await (const m of sub) yield m.data;
+      },
+    };
+  });
+  await Promise.all(ncs.map((nc) => nc.flush())); // subscriptions registered
+  return { streams, close: async () => void await Promise.all(ncs.map((nc) => nc.close())) };
+}
+
+/** A publisher of either kind. */
+async function publisher(
+  kind: string,
+  port: number,
+  token: string,
+): Promise<{ send(m: Uint8Array): Promise<void>; close(): Promise<void> }> {
+  if (kind === "hydra") {
+    const p = await Producer.connect(addrOf(port), Session.fromToken(token), { crypto });
+    return { send: (m) => p.broadcast(m), close: () => p.close() };
+  }
+  const nc: NatsConnection = await natsConnect({ servers: `127.0.0.1:${port}` });
+  let sent = 0;
+  return {
+    async send(m) {
+      nc.publish("b", m);
+      // nats.js buffers publishes; flush now and then so memory stays bounded.
+      if (++sent % 1000 === 0) await nc.flush();
+    },
+    async close() {
+      await nc.flush();
+      await nc.close();
+    },
+  };
+}
+
+async function fan(kind: string, port: number, token: string, n: number, count: number) {
+  const subs = await subscribers(kind, port, token, n);
+  say("ready");
+  let first = 0;
+  let total = 0;
+  await Promise.all(subs.streams.map(async (s) => {
+    let i = 0;
+    for await (const _ of s) {
+      if (first === 0) first = performance.now();
+      if (++i === count) break;
+    }
+    total += i;
+  }));
+  say(JSON.stringify({ ms: performance.now() - first, messages: total }));
+  await subs.close();
+}
+
+async function pub(kind: string, port: number, token: string, size: number, count: number) {
+  const p = await publisher(kind, port, token);
+  for (let i = 0; i < count; i++) await p.send(message(size, i));
+  await p.close();
+  say("sent");
+}
+
+async function lat(kind: string, port: number, token: string, n: number, rate: number, s: number) {
+  const subs = await subscribers(kind, port, token, n);
+  const p = await publisher(kind, port, token);
+  const count = Math.round(rate * s);
+  const samples: number[] = [];
+  const reading = subs.streams.map(async (st) => {
+    let i = 0;
+    for await (const m of st) {
+      const sentAt = new DataView(m.buffer, m.byteOffset, m.length).getFloat64(0);
+      samples.push((performance.now() - sentAt) * 1000);
+      if (++i === count) break;
+    }
+  });
+  const started = performance.now();
+  for (let i = 0; i < count; i++) {
+    const due = started + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const m = new Uint8Array(64);
+    new DataView(m.buffer).setFloat64(0, performance.now());
+    await p.send(m);
+  }
+  await Promise.all(reading);
+  samples.sort((a, b) => a - b);
+  const q = (f: number) => samples[Math.min(samples.length - 1, Math.floor(f * samples.length))]!;
+  say(JSON.stringify({ p50: q(0.5), p99: q(0.99), p999: q(0.999), samples: samples.length }));
+  await p.close();
+  await subs.close();
+}
+
 G.process.stdin.on("end", () => G.process.exit(0));
 G.process.stdin.resume();
 const [role, ...a] = G.process.argv.slice(2) as string[];
@@ -80,4 +205,7 @@ const num = (i: number) => Number(a[i]);
 if (role === "seal") await seal(num(0), num(1));
 else if (role === "consume") await consume(num(0), a[1]!, num(2), num(3));
 else if (role === "produce") await produce(num(0), a[1]!, num(2), num(3));
-else throw new Error("usage: relay_e2e seal|consume|produce …");
+else if (role === "fan") await fan(a[0]!, num(1), a[2]!, num(3), num(5));
+else if (role === "pub") await pub(a[0]!, num(1), a[2]!, num(3), num(4));
+else if (role === "lat") await lat(a[0]!, num(1), a[2]!, num(3), num(4), num(5));
+else throw new Error("usage: relay_e2e seal|consume|produce|fan|pub|lat …");
