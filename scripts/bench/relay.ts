@@ -253,7 +253,8 @@ async function fanout(
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const fmt = (x: number | undefined, d = 0) => x === undefined ? "n/a" : x.toFixed(d);
+const fmt = (x: number | undefined, d = 0) =>
+  x === undefined || Number.isNaN(x) ? "n/a" : x.toFixed(d);
 const sizeName = (s: number) =>
   s >= 1 << 20 ? `${s >> 20} MiB` : s >= 1024 ? `${s >> 10} KiB` : `${s} B`;
 
