@@ -36,3 +36,29 @@ export function secureRandom(length: number): Uint8Array {
   }
   return out;
 }
+
+/**
+ * Validates an AEAD `headroom` argument.
+ *
+ * @param headroom The requested headroom (undefined: none).
+ * @returns It, as a non-negative integer.
+ * @throws {RangeError} for a negative or fractional value.
+ */
+export function headroomOf(headroom: number | undefined): number {
+  return headroom === undefined ? 0 : aint(headroom, 0, 0xffff, "headroom");
+}
+
+/**
+ * Puts a sealed message behind `headroom` free bytes (for adapters whose cipher returns a
+ * fresh buffer of its own: one copy, the one the caller would otherwise make).
+ *
+ * @param sealed `ciphertext ‖ tag`.
+ * @param headroom Free bytes wanted in front.
+ * @returns `sealed` itself when `headroom` is 0, else a new buffer.
+ */
+export function behindHeadroom(sealed: Uint8Array, headroom: number): Uint8Array {
+  if (headroom === 0) return sealed;
+  const out = new Uint8Array(headroom + sealed.length);
+  out.set(sealed, headroom);
+  return out;
+}

@@ -19,7 +19,7 @@ import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 import { abytes, aint, concat, fromBase64Url, fromHex, toBase64Url } from "../bytes.ts";
 import { authFailed, RelayError } from "../errors.ts";
 import { runtimeName } from "../runtime.ts";
-import { checkShared, secureRandom } from "./_checks.ts";
+import { behindHeadroom, checkShared, headroomOf, secureRandom } from "./_checks.ts";
 import {
   type Aead,
   type CryptoProvider,
@@ -108,16 +108,18 @@ function nodeAead(nc: NodeCrypto, key: Bytes): Aead {
   const k = nc.createSecretKey(key);
   const opts = { authTagLength: TAG_LENGTH } as const;
   return {
-    async seal(nonce, plaintext, aad) {
+    async seal(nonce, plaintext, aad, headroom) {
       abytes(nonce, NONCE_LENGTH, "nonce");
       abytes(plaintext, undefined, "plaintext");
+      const room = headroomOf(headroom);
       const c = nc.createCipheriv("aes-256-gcm", k, nonce, opts);
       if (aad !== undefined && aad.length > 0) c.setAAD(aad);
-      const out = new Uint8Array(plaintext.length + TAG_LENGTH);
+      // `update` returns a buffer of its own: the one copy, into the caller's layout.
+      const out = new Uint8Array(room + plaintext.length + TAG_LENGTH);
       const body = c.update(plaintext);
-      out.set(body, 0);
-      out.set(c.final(), body.length);
-      out.set(c.getAuthTag(), plaintext.length);
+      out.set(body, room);
+      out.set(c.final(), room + body.length);
+      out.set(c.getAuthTag(), room + plaintext.length);
       return out;
     },
     async open(nonce, sealed, aad) {
@@ -146,11 +148,12 @@ async function webAead(key: Bytes): Promise<Aead> {
     "decrypt",
   ]);
   return {
-    async seal(nonce, plaintext, aad) {
+    async seal(nonce, plaintext, aad, headroom) {
       abytes(nonce, NONCE_LENGTH, "nonce");
       abytes(plaintext, undefined, "plaintext");
+      const room = headroomOf(headroom);
       const alg = { name: "AES-GCM", iv: nonce, additionalData: aad ?? EMPTY, tagLength: 128 };
-      return new Uint8Array(await subtle().encrypt(alg, k, plaintext));
+      return behindHeadroom(new Uint8Array(await subtle().encrypt(alg, k, plaintext)), room);
     },
     async open(nonce, sealed, aad) {
       abytes(nonce, NONCE_LENGTH, "nonce");
@@ -176,15 +179,20 @@ interface Jwk {
 
 /**
  * Measured on Node 20 (OpenSSL 3): importing a key from DER costs 190–780 µs, from a JWK
- * 16–23 µs, and a DH 44–66 µs. So public keys are imported as JWK, and private X25519 keys
- * are never re-imported: each key object is kept beside the private key bytes it belongs to
- * (a `WeakMap` keyed by that `Uint8Array`), which covers the relay's static key and every
- * ephemeral key this provider generated. Bytes from elsewhere take the DER path once.
+ * 16–23 µs, and a DH 44–66 µs. So public keys are imported as JWK, and a private X25519 key is
+ * imported once: its key object is kept beside the private key bytes it belongs to (a
+ * `WeakMap` keyed by that `Uint8Array`), so the relay's static key and each ephemeral key are
+ * imported once however many DHs use them.
  */
 function nodeCurves(
   nc: NodeCrypto,
 ): Pick<CryptoProvider, "x25519KeyPair" | "x25519" | "ed25519" | "ed25519Verify"> {
   const held = new WeakMap<Bytes, NodeKey>();
+  // A fresh key pair from generateKeyPairSync + a JWK export (no DER import) under Bun and
+  // Deno. Not on Node: there it deadlocks now and then — a GC inside ExportJWK, which holds
+  // the key's mutex, runs the finished KeyGenJob's destructor, which takes the same mutex
+  // (seen on Node 20 as a hung test, main thread in futex_wait under ExportJWKEdKey).
+  const generateFast = runtimeName() !== "node";
   const rawPublic = (k: NodeKey) =>
     view(nc.createPublicKey(k).export({ format: "der", type: "spki" })).slice(12);
   const priv = (prefix: Bytes, raw: Bytes) =>
@@ -198,14 +206,16 @@ function nodeCurves(
   };
   return {
     async x25519KeyPair(privateKey?: Bytes): Promise<KeyPair> {
-      if (privateKey === undefined) {
+      if (privateKey === undefined && generateFast) {
         const pair = nc.generateKeyPairSync("x25519");
         const jwk = pair.privateKey.export({ format: "jwk" });
         const sk = fromBase64Url(jwk.d!);
         held.set(sk, pair.privateKey);
         return { privateKey: sk, publicKey: fromBase64Url(jwk.x) };
       }
-      const sk = abytes(privateKey, 32, "privateKey").slice();
+      const sk = privateKey === undefined
+        ? secureRandom(32)
+        : abytes(privateKey, 32, "privateKey").slice();
       return { privateKey: sk, publicKey: rawPublic(x25519Private(sk)) };
     },
     async x25519(privateKey, publicKey) {

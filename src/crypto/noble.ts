@@ -19,16 +19,17 @@ import {
   NONCE_LENGTH,
   type Signer,
 } from "./types.ts";
-import { checkShared, secureRandom } from "./_checks.ts";
+import { behindHeadroom, checkShared, headroomOf, secureRandom } from "./_checks.ts";
 
 const EMPTY = new Uint8Array(0);
 
 function nobleAead(key: Uint8Array): Aead {
   return {
-    async seal(nonce, plaintext, aad) {
+    async seal(nonce, plaintext, aad, headroom) {
       abytes(nonce, NONCE_LENGTH, "nonce");
       abytes(plaintext, undefined, "plaintext");
-      return gcm(key, nonce, aad ?? EMPTY).encrypt(plaintext);
+      const room = headroomOf(headroom);
+      return behindHeadroom(gcm(key, nonce, aad ?? EMPTY).encrypt(plaintext), room);
     },
     async open(nonce, sealed, aad) {
       abytes(nonce, NONCE_LENGTH, "nonce");

@@ -25,9 +25,17 @@ export interface Aead {
    * @param nonce 12 bytes; never reuse one under the same key.
    * @param plaintext The message.
    * @param aad Authenticated, unencrypted data (default empty).
-   * @returns `ciphertext ‖ tag`, 16 bytes longer than the plaintext.
+   * @param headroom Bytes to leave free before the ciphertext (default 0), so the caller can
+   *   write a header in place instead of copying the result into a larger buffer.
+   * @returns `headroom zero bytes ‖ ciphertext ‖ tag`, 16 + `headroom` bytes longer than the
+   *   plaintext.
    */
-  seal(nonce: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array>;
+  seal(
+    nonce: Uint8Array,
+    plaintext: Uint8Array,
+    aad?: Uint8Array,
+    headroom?: number,
+  ): Promise<Uint8Array>;
   /**
    * Verifies and decrypts.
    * @param nonce The 12-byte nonce used to seal.

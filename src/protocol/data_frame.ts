@@ -125,7 +125,18 @@ export async function sealData(aead: Aead, input: DataFrameInput): Promise<Uint8
   header[FRAME_HEADER] = input.flags;
   header.set(input.streamTag, FRAME_HEADER + 1);
   writeU64BE(header, FRAME_HEADER + 1 + STREAM_TAG_LENGTH, input.seq);
-  const sealed = await aead.seal(nonceOf(input.seq), input.plaintext, header.subarray(4));
+  // The AEAD leaves room for the header, so the frame is built without copying the
+  // ciphertext; an AEAD that ignores `headroom` (a custom provider) gets the copy instead.
+  const sealed = await aead.seal(
+    nonceOf(input.seq),
+    input.plaintext,
+    header.subarray(4),
+    DATA_HEADER,
+  );
+  if (sealed.length === DATA_HEADER + input.plaintext.length + TAG_LENGTH) {
+    sealed.set(header);
+    return sealed;
+  }
   const out = new Uint8Array(DATA_HEADER + sealed.length);
   out.set(header);
   out.set(sealed, DATA_HEADER);

@@ -81,4 +81,24 @@ for (const n of natives) {
       assert.equal(toHex(await kn.open(nonce, sr, aad)), toHex(pt));
     }
   });
+
+  test(`${n.name} and noble seal behind headroom: zeros, then the same bytes`, async () => {
+    for (const room of [0, 1, 22, 4096]) {
+      const keyBytes = r(32);
+      const nonce = r(12);
+      const pt = r(randLen(2000));
+      for (const provider of [n, nobleCrypto]) {
+        const k = await provider.aesGcm(keyBytes);
+        const plain = await k.seal(nonce, pt);
+        const roomy = await k.seal(nonce, pt, undefined, room);
+        assert.equal(roomy.length, room + plain.length);
+        assert.ok(roomy.subarray(0, room).every((b) => b === 0), "headroom is zero");
+        assert.equal(toHex(roomy.subarray(room)), toHex(plain));
+        assert.equal(toHex(await k.open(nonce, roomy.subarray(room))), toHex(pt));
+      }
+    }
+    const k = await n.aesGcm(r(32));
+    await assert.rejects(k.seal(r(12), r(4), undefined, -1), RangeError);
+    await assert.rejects(k.seal(r(12), r(4), undefined, 1.5), RangeError);
+  });
 }
