@@ -19,7 +19,7 @@ import { equals } from "../bytes.ts";
 import { Role } from "../protocol/join.ts";
 import { fingerprint, type Logger } from "./log.ts";
 import type { RelayLimits } from "./options.ts";
-import { type Entry, type MemoryAccount, Ring } from "./ring.ts";
+import { type EventEntry, type MemoryAccount, Ring } from "./ring.ts";
 
 /** What a session needs from the connection a subscription lives on. */
 export interface SubscriberConn {
@@ -213,13 +213,13 @@ export class RelaySession {
     const ring = this.#ring;
     let oldest: { index: number; seq: bigint } | undefined;
     for (let i = ring.end - 1; i >= ring.base; i--) {
-      const e = ring.at(i)!;
-      if (e.kind !== "data" || e.stream !== s.id) continue;
-      if (e.seq === next) {
+      if (ring.event(i) !== undefined || ring.stream(i) !== s.id) continue;
+      const seq = ring.seq(i);
+      if (seq === next) {
         sub.cursor = i;
         return;
       }
-      oldest = { index: i, seq: e.seq };
+      oldest = { index: i, seq };
     }
     if (next >= this.#nextSeq) {
       // Caught up (or ahead of a relay that restarted): live frames it already has are skipped.
@@ -266,44 +266,50 @@ export class RelaySession {
     }
     // The current run: frames lying back to back in one received chunk. Only offsets are
     // tracked per frame; the view over the whole run is made once, when it is flushed.
-    let first: Uint8Array | undefined;
+    let runBuffer: ArrayBufferLike | undefined;
+    let runStart = 0;
     let runEnd = 0;
     let frames = 0;
     let bytes = 0;
-    let lastSeq = -1n;
+    let last = -1; // log index of the last data frame taken
+    const skip = sub.skipBelow > 0n;
     const flush = () => {
-      if (first !== undefined) {
-        const run = frames === 1
-          ? first
-          : new Uint8Array(first.buffer, first.byteOffset, runEnd - first.byteOffset);
-        out.push({ kind: "bytes", bytes: run, frames });
+      if (runBuffer !== undefined) {
+        out.push({
+          kind: "bytes",
+          bytes: new Uint8Array(runBuffer, runStart, runEnd - runStart),
+          frames,
+        });
       }
-      first = undefined;
+      runBuffer = undefined;
       frames = 0;
     };
     while (sub.cursor < ring.end && bytes < budget) {
-      const e = ring.at(sub.cursor)!;
-      sub.cursor++;
-      if (e.kind === "data") {
-        if (e.stream !== sub.stream) continue; // a stream this consumer never started
-        if (e.seq < sub.skipBelow) continue;
-        const b = e.bytes;
-        bytes += b.length;
-        lastSeq = e.seq;
-        if (first !== undefined && first.buffer === b.buffer && runEnd === b.byteOffset) {
-          runEnd += b.byteLength;
+      const i = sub.cursor++;
+      const e = ring.event(i);
+      if (e === undefined) {
+        if (ring.stream(i) !== sub.stream) continue; // a stream this consumer never started
+        if (skip && ring.seqBelow(i, sub.skipBelow)) continue;
+        const buffer = ring.buffer(i);
+        const offset = ring.offset(i);
+        const length = ring.length(i);
+        bytes += length;
+        last = i;
+        if (buffer === runBuffer && offset === runEnd) {
+          runEnd += length;
           frames++;
         } else {
           flush();
-          first = b;
-          runEnd = b.byteOffset + b.byteLength;
+          runBuffer = buffer;
+          runStart = offset;
+          runEnd = offset + length;
           frames = 1;
         }
         continue;
       }
-      if (lastSeq >= 0n) {
-        sub.nextSeq = lastSeq + 1n;
-        lastSeq = -1n;
+      if (last >= 0) {
+        sub.nextSeq = ring.seq(last) + 1n;
+        last = -1;
       }
       flush();
       let m = e.message;
@@ -328,7 +334,7 @@ export class RelaySession {
       }
     }
     flush();
-    if (lastSeq >= 0n) sub.nextSeq = lastSeq + 1n;
+    if (last >= 0) sub.nextSeq = ring.seq(last) + 1n;
     if (sub.policy === "block" && out.length > 0) this.#notifyRoom();
     return out;
   }
@@ -339,10 +345,10 @@ export class RelaySession {
     const s = this.#stream;
     if (s !== undefined && s.id === sub.stream && s.ended && this.#endIndex >= this.#ring.base) {
       // Keep the END frame deliverable: resume at it rather than past it.
-      const end = this.#ring.at(this.#endIndex)! as Extract<Entry, { kind: "data" }>;
-      out.push({ kind: "control", message: lagged(this.tag, sub.nextSeq, end.seq) });
+      const endSeq = this.#ring.seq(this.#endIndex);
+      out.push({ kind: "control", message: lagged(this.tag, sub.nextSeq, endSeq) });
       sub.cursor = this.#endIndex;
-      sub.nextSeq = end.seq;
+      sub.nextSeq = endSeq;
       return;
     }
     sub.cursor = this.#ring.end;
@@ -398,7 +404,6 @@ export class RelaySession {
     if (s !== undefined && !s.ended) {
       // The previous stream was cut (its producer vanished and a new one started).
       this.#push({
-        kind: "event",
         stream: s.id,
         message: { kind: ControlKind.ProducerLeft, tag: this.tag, reason: LeftReason.Gone },
       });
@@ -409,7 +414,6 @@ export class RelaySession {
     this.#nextSeq = start.firstSeq;
     this.#resumeFloor = start.firstSeq;
     this.#push({
-      kind: "event",
       stream: id,
       message: { kind: ControlKind.StreamStart, ...start, tag: this.tag },
     });
@@ -460,7 +464,8 @@ export class RelaySession {
       );
     }
     this.#nextSeq = seq + 1n;
-    const index = this.#push({ kind: "data", bytes, seq, stream: s.id });
+    const index = this.#ring.pushData(bytes, seq, s.id);
+    this.#wakeConsumers();
     if ((flags & DataFlag.End) !== 0) {
       s.ended = true;
       this.#endIndex = index;
@@ -483,7 +488,6 @@ export class RelaySession {
     const s = this.#stream;
     if (!clean && s !== undefined && !s.ended) {
       this.#push({
-        kind: "event",
         stream: s.id,
         message: { kind: ControlKind.ProducerLeft, tag: this.tag, reason: LeftReason.Lost },
       });
@@ -505,7 +509,6 @@ export class RelaySession {
     if (this.producer !== undefined || s === undefined || s.ended) return;
     s.ended = true;
     this.#push({
-      kind: "event",
       stream: s.id,
       message: { kind: ControlKind.ProducerLeft, tag: this.tag, reason: LeftReason.Gone },
     });
@@ -516,15 +519,13 @@ export class RelaySession {
 
   // ---- internals ----------------------------------------------------------------------
 
-  #push(entry: Entry): number {
-    const index = this.#ring.push(entry);
-    if (entry.kind === "event") {
-      // Events are small and must never be lost: evict data around them instead.
-      const { ringFrames } = this.#ctx.limits;
-      while (this.#ring.size > ringFrames + 8) {
-        if (this.#blockers > 0 && this.#minBlockCursor() <= this.#ring.base) break;
-        this.#ring.shift();
-      }
+  #push(event: EventEntry): number {
+    const index = this.#ring.pushEvent(event);
+    // Events are small and must never be lost: evict data around them instead.
+    const { ringFrames } = this.#ctx.limits;
+    while (this.#ring.size > ringFrames + 8) {
+      if (this.#blockers > 0 && this.#minBlockCursor() <= this.#ring.base) break;
+      this.#ring.shift();
     }
     this.#wakeConsumers();
     return index;
@@ -579,8 +580,7 @@ export class RelaySession {
         route: this.name,
         consumers: this.consumers.size,
       });
-      this.#ring.push({
-        kind: "event",
+      this.#ring.pushEvent({
         stream: -1,
         terminal: true,
         message: {
