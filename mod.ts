@@ -53,6 +53,9 @@ export {
 
 export { RelayServer } from "./src/server/relay.ts";
 export type { RelayStats } from "./src/server/relay.ts";
+export type { ConnRole } from "./src/server/connection.ts";
+export { formatMetrics, METRICS_CONTENT_TYPE } from "./src/server/metrics.ts";
+export type { ProcessFigures } from "./src/server/metrics.ts";
 export { DEFAULT_LIMITS, DEFAULT_PORT } from "./src/server/options.ts";
 export type { RelayLimits, RelayOptions } from "./src/server/options.ts";
 export type { LogLevel, LogSink } from "./src/server/log.ts";

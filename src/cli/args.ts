@@ -1,7 +1,8 @@
 /**
  * @module
  * A small flag parser for the CLI: `--name value`, `--name=value`, boolean `--flag`,
- * environment fallbacks, and one clear sentence for every mistake.
+ * environment and config-file fallbacks, and one clear sentence for every mistake.
+ * Precedence: command line, then environment, then config file, then the default.
  */
 
 /** One flag a command accepts. */
@@ -39,6 +40,7 @@ export type Flags = Record<string, string | undefined>;
  * @param argv Arguments after the command name.
  * @param specs Accepted flags.
  * @param env Environment for fallbacks.
+ * @param config Values from a config file (see {@link parseConfig}), below the environment.
  * @returns The flags and the positional arguments.
  * @throws {UsageError} for an unknown flag or a missing value.
  * @example
@@ -51,6 +53,7 @@ export function parseFlags(
   argv: readonly string[],
   specs: readonly FlagSpec[],
   env: Record<string, string | undefined>,
+  config: Flags = {},
 ): { flags: Flags; rest: string[] } {
   const flags: Flags = {};
   const rest: string[] = [];
@@ -81,9 +84,55 @@ export function parseFlags(
     if (flags[s.name] !== undefined) continue;
     const fromEnv = s.env === undefined ? undefined : env[s.env];
     if (fromEnv !== undefined && fromEnv !== "") flags[s.name] = fromEnv;
+    else if (config[s.name] !== undefined) flags[s.name] = config[s.name];
     else if (s.default !== undefined) flags[s.name] = s.default;
   }
   return { flags, rest };
+}
+
+/**
+ * Reads a config file's text: a JSON object whose keys are the command's long flag names
+ * (`{ "port": 7447, "policy": "drop", "metrics": "127.0.0.1:9464" }`), values strings,
+ * numbers or booleans (`true` sets a boolean flag; `false` leaves it unset).
+ * @param text The file's contents.
+ * @param specs The command's flags.
+ * @param where The file name, for messages.
+ * @returns Flag values as strings.
+ * @throws {UsageError} for invalid JSON, an unknown key or a value of the wrong kind.
+ * @example
+ * ```ts
+ * import { parseConfig } from "./args.ts";
+ * parseConfig('{"port": 80}', [{ name: "port", help: "" }], "relay.json").port; // "80"
+ * ```
+ */
+export function parseConfig(text: string, specs: readonly FlagSpec[], where: string): Flags {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`config file ${where} is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new UsageError(`config file ${where} must hold a JSON object of option names`);
+  }
+  const flags: Flags = {};
+  for (const [key, v] of Object.entries(value)) {
+    const spec = specs.find((s) => s.name === key);
+    if (spec === undefined || key === "config" || key === "help") {
+      throw new UsageError(`config file ${where}: unknown option "${key}" (see --help)`);
+    }
+    if (spec.boolean === true) {
+      if (typeof v !== "boolean") {
+        throw new UsageError(`config file ${where}: "${key}" must be true or false`);
+      }
+      if (v) flags[key] = "true";
+    } else if (typeof v === "string" || (typeof v === "number" && Number.isFinite(v))) {
+      flags[key] = String(v);
+    } else {
+      throw new UsageError(`config file ${where}: "${key}" must be a string or a number`);
+    }
+  }
+  return flags;
 }
 
 /**

@@ -6,7 +6,8 @@
  * no stack traces for either.
  */
 
-import { createWriteStream } from "node:fs";
+import { createWriteStream, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import process from "node:process";
 import { Consumer } from "../client/consumer.ts";
 import { Producer } from "../client/producer.ts";
@@ -17,9 +18,31 @@ import { DEFAULT_LIMITS, DEFAULT_PORT, type RelayOptions } from "../server/optio
 import { RelayServer } from "../server/relay.ts";
 import type { PolicyName } from "../protocol/control.ts";
 import { parseAddr } from "../transport/addr.ts";
-import { type FlagSpec, formatFlags, intFlag, parseFlags, UsageError } from "./args.ts";
+import type { TcpAddr } from "../transport/types.ts";
+import {
+  type FlagSpec,
+  formatFlags,
+  intFlag,
+  parseConfig,
+  parseFlags,
+  UsageError,
+} from "./args.ts";
+import { runBench } from "./bench.ts";
+import { bar, grouped, humanBytes, Progress } from "./progress.ts";
+import { type MetricsEndpoint, serveMetrics } from "./metrics_http.ts";
 
 const HELP = { name: "help", boolean: true, help: "show this help" } as const;
+const JSON_FLAG = {
+  name: "json",
+  boolean: true,
+  help: "machine-readable output (JSON lines)",
+} as const;
+const CONFIG = {
+  name: "config",
+  env: "HYDRA_CONFIG",
+  value: "FILE",
+  help: "read options from a JSON file (flags and environment win)",
+} as const;
 
 const SERVE_FLAGS: FlagSpec[] = [
   { name: "host", env: "HYDRA_HOST", default: "127.0.0.1", value: "HOST", help: "address to bind" },
@@ -102,6 +125,21 @@ const SERVE_FLAGS: FlagSpec[] = [
     help: "error | warn | info | debug | off",
   },
   { name: "log-file", env: "LOG_FILE", value: "PATH", help: "append logs there instead of stderr" },
+  {
+    name: "metrics",
+    env: "HYDRA_METRICS",
+    value: "HOST:PORT",
+    help: "serve /metrics, /healthz and /readyz over HTTP there",
+  },
+  {
+    name: "drain-timeout",
+    env: "HYDRA_DRAIN_MS",
+    default: "5000",
+    value: "MS",
+    help: "on SIGINT/SIGTERM, how long clients get to receive what is queued",
+  },
+  JSON_FLAG,
+  CONFIG,
   HELP,
 ];
 
@@ -131,6 +169,19 @@ const CLIENT_FLAGS: FlagSpec[] = [
     value: "MODE",
     help: "line: one message per line; raw: bytes as they come",
   },
+  JSON_FLAG,
+  CONFIG,
+  HELP,
+];
+
+const BENCH_FLAGS: FlagSpec[] = [
+  { name: "consumers", default: "4", value: "N", help: "consumers (1-1000)" },
+  { name: "size", default: "1KiB", value: "BYTES", help: "message size, 8 B to 1 MiB" },
+  { name: "seconds", default: "5", value: "S", help: "how long the producer sends" },
+  { name: "rate", default: "0", value: "N", help: "messages/s to send, 0 = as fast as possible" },
+  { name: "transport", default: "tcp", value: "T", help: "tcp | unix | memory" },
+  JSON_FLAG,
+  CONFIG,
   HELP,
 ];
 
@@ -141,6 +192,7 @@ Commands:
   keygen   print a new session token
   pub      send stdin to a session
   sub      print a session's messages to stdout
+  bench    measure a local relay: 1 producer to N consumers, end to end
 
 Run "hydra-relay <command> --help" for a command's options.`;
 
@@ -148,7 +200,7 @@ const USAGE: Record<string, [string, FlagSpec[]]> = {
   serve: ["Usage: hydra-relay serve [options]\n\nRuns an end-to-end encrypted relay.", SERVE_FLAGS],
   keygen: [
     "Usage: hydra-relay keygen\n\nPrints a new session token (a secret: share it only with your producer and consumers).",
-    [HELP],
+    [JSON_FLAG, HELP],
   ],
   pub: [
     "Usage: hydra-relay pub --token TOKEN [options] < input\n\nSends stdin to every consumer of the session; ends the stream at EOF.",
@@ -157,6 +209,10 @@ const USAGE: Record<string, [string, FlagSpec[]]> = {
   sub: [
     "Usage: hydra-relay sub --token TOKEN [options] > output\n\nWrites the session's messages to stdout until the producer ends the stream.",
     CLIENT_FLAGS,
+  ],
+  bench: [
+    "Usage: hydra-relay bench [options]\n\nRuns a relay, one producer and N consumers in this process and reports delivered\nmessages/s, bytes/s and end-to-end latency (every message sealed and opened).",
+    BENCH_FLAGS,
   ],
 };
 
@@ -175,22 +231,34 @@ export async function main(argv: readonly string[]): Promise<number> {
   const command = first === undefined || first.startsWith("-") ? "serve" : first;
   const args = command === first ? rest : argv;
   try {
-    if (command === "help" || command === "--help") {
+    if (first === "help" || first === "--help" || first === "-h") {
       out(COMMANDS + "\n");
       return 0;
     }
     const usage = USAGE[command];
     if (usage === undefined) throw new UsageError(`unknown command "${command}"\n\n${COMMANDS}`);
-    const { flags, rest: positional } = parseFlags(args, usage[1], process.env);
+    let { flags, rest: positional } = parseFlags(args, usage[1], process.env);
+    if (flags.config !== undefined && flags.help === undefined) {
+      ({ flags, rest: positional } = parseFlags(
+        args,
+        usage[1],
+        process.env,
+        parseConfig(readConfig(flags.config), usage[1], flags.config),
+      ));
+    }
     if (flags.help !== undefined) {
       out(`${usage[0]}\n\nOptions:\n${formatFlags(usage[1])}\n`);
       return 0;
     }
     if (positional.length > 0) throw new UsageError(`unexpected argument "${positional[0]}"`);
     switch (command) {
-      case "keygen":
-        out(Session.generate().token() + "\n");
+      case "keygen": {
+        const token = Session.generate().token();
+        out(flags.json === undefined ? token + "\n" : JSON.stringify({ token }) + "\n");
         return 0;
+      }
+      case "bench":
+        return await bench(flags);
       case "serve":
         return await serve(flags);
       case "pub":
@@ -215,13 +283,74 @@ function out(text: string): void {
   process.stdout.write(text);
 }
 
+function readConfig(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    throw new UsageError(
+      `cannot read config file ${path} (${code === "ENOENT" ? "no such file" : code ?? e})`,
+    );
+  }
+}
+
+async function bench(flags: Record<string, string | undefined>): Promise<number> {
+  const transport = flags.transport;
+  if (transport !== "tcp" && transport !== "unix" && transport !== "memory") {
+    throw new UsageError(`--transport must be tcp, unix or memory, got "${transport}"`);
+  }
+  const seconds = Number(flags.seconds);
+  if (!(seconds > 0 && seconds <= 3600)) {
+    throw new UsageError(`--seconds must be above 0 and at most 3600, got "${flags.seconds}"`);
+  }
+  const consumers = intFlag(flags, "consumers")!;
+  const size = intFlag(flags, "size")!;
+  if (consumers < 1 || consumers > 1000) {
+    throw new UsageError(`--consumers must be 1 to 1000, got ${consumers}`);
+  }
+  if (size < 8 || size > 1 << 20) throw new UsageError(`--size must be 8 B to 1 MiB, got ${size}`);
+  const json = flags.json !== undefined;
+  let fraction = 0;
+  const progress = new Progress("bench", process.stderr, () => bar(fraction));
+  const r = await runBench(
+    { consumers, size, seconds, transport, rate: intFlag(flags, "rate")!, socketDir: tmpdir() },
+    (f, sent) => {
+      fraction = f;
+      progress.messages = sent;
+      progress.bytes = sent * size;
+    },
+  );
+  progress.stop();
+  if (json) {
+    out(JSON.stringify(r) + "\n");
+    return 0;
+  }
+  const each = r.received[0] ?? 0;
+  const rows: [string, string][] = [
+    ["producer sent", `${grouped(r.sentPerSecond)} msg/s`],
+    ["each consumer got", `${grouped(each)} of ${grouped(r.sent)} messages`],
+    ["delivered (all)", `${grouped(r.deliveredPerSecond)} msg/s`],
+    ["delivered (all)", `${humanBytes(r.deliveredBytesPerSecond)}/s`],
+    ["latency p50", `${r.latencyMs.p50.toFixed(2)} ms`],
+    ["latency p99", `${r.latencyMs.p99.toFixed(2)} ms`],
+    ["latency max", `${r.latencyMs.max.toFixed(2)} ms`],
+  ];
+  out(
+    `hydra-relay bench on ${r.runtime}: 1 producer -> ${r.consumers} consumers, ` +
+      `${humanBytes(r.size)} messages, ${r.transport}, ${r.seconds.toFixed(1)} s, ` +
+      `${r.rate > 0 ? `${grouped(r.rate)} msg/s` : "full speed (latency includes queueing)"}\n\n` +
+      rows.map(([k, v]) => `  ${k.padEnd(18)} ${v.padStart(24)}`).join("\n") + "\n",
+  );
+  return 0;
+}
+
 function hint(e: Error): string {
   if (!(e instanceof RelayError)) return "";
   switch (e.code) {
     case "connect-failed":
       return " — is a relay running there? (start one with: hydra-relay serve)";
     case "addr-in-use":
-      return " — pick another --port, or stop the other process";
+      return " — pick another address, or stop the process using it";
     case "relay-key-mismatch":
       return " — check --relay-key, or the address";
     case "auth-failed":
@@ -249,6 +378,18 @@ async function serve(flags: Record<string, string | undefined>): Promise<number>
     sink = (line) => void file.write(line + "\n");
   }
   const num = (name: string) => intFlag(flags, name);
+  let metricsAddr: TcpAddr | undefined;
+  if (flags.metrics !== undefined) {
+    let a;
+    try {
+      a = parseAddr(flags.metrics);
+    } catch (e) {
+      throw new UsageError(`--metrics: ${(e as Error).message}`);
+    }
+    if (a.kind !== "tcp") throw new UsageError("--metrics needs HOST:PORT (HTTP over TCP)");
+    metricsAddr = a;
+  }
+  const drainMs = num("drain-timeout")!;
   const options: RelayOptions = {
     ...(flags.unix !== undefined
       ? { path: flags.unix }
@@ -273,17 +414,60 @@ async function serve(flags: Record<string, string | undefined>): Promise<number>
   // (Deno installs signal listeners asynchronously).
   let stop!: () => void;
   const stopped = new Promise<void>((resolve) => (stop = resolve));
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+  let signals = 0;
+  const onSignal = () => {
+    if (++signals === 1) return stop();
+    process.stderr.write("hydra-relay: stopped without draining\n");
+    process.exit(1);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   await new Promise((r) => setTimeout(r, 0));
   const relay = await RelayServer.listen(options);
+  let metrics: MetricsEndpoint | undefined;
+  if (metricsAddr !== undefined) {
+    try {
+      metrics = await serveMetrics(relay, metricsAddr);
+    } catch (e) {
+      await relay.close({ drainMs: 0 });
+      throw e;
+    }
+  }
   const a = relay.addr;
   const where = a.kind === "tcp" ? `${a.hostname}:${a.port}` : `unix:${a.path}`;
-  out(`hydra-relay listening on ${where}\nrelay key ${relay.publicKeyHex}\n`);
+  const m = metrics?.addr;
+  const metricsUrl = m === undefined
+    ? undefined
+    : `http://${m.hostname.includes(":") ? `[${m.hostname}]` : m.hostname}:${m.port}/metrics`;
+  const json = flags.json !== undefined;
+  if (json) {
+    out(
+      JSON.stringify({
+        event: "listening",
+        addr: where,
+        relayKey: relay.publicKeyHex,
+        ...(metricsUrl === undefined ? {} : { metrics: metricsUrl }),
+      }) + "\n",
+    );
+  } else {
+    out(`hydra-relay listening on ${where}\nrelay key ${relay.publicKeyHex}\n`);
+    if (metricsUrl !== undefined) out(`metrics on ${metricsUrl}\n`);
+  }
   await stopped;
   const open = relay.stats().connections;
-  await relay.close();
-  out(`hydra-relay stopped (${open} connection${open === 1 ? "" : "s"} closed)\n`);
+  if (open > 0) {
+    process.stderr.write(
+      `hydra-relay: draining ${open} connection${open === 1 ? "" : "s"} (up to ${drainMs} ms; ` +
+        "a second signal stops at once)\n",
+    );
+  }
+  await relay.close({ drainMs });
+  await metrics?.close();
+  out(
+    json
+      ? JSON.stringify({ event: "stopped", connections: open }) + "\n"
+      : `hydra-relay stopped (${open} connection${open === 1 ? "" : "s"} closed)\n`,
+  );
   return 0;
 }
 
@@ -327,12 +511,17 @@ async function pub(flags: Record<string, string | undefined>): Promise<number> {
   const { session, addr, mode, options } = clientSetup(flags);
   const producer = await Producer.connect(addr, session, options);
   const max = producer.maxMessageBytes;
+  const progress = new Progress("pub", process.stderr);
+  const send = (m: Uint8Array) => {
+    progress.add(m.length);
+    return producer.broadcast(m);
+  };
   let carry = new Uint8Array(0);
   for await (const chunk of process.stdin as AsyncIterable<Uint8Array>) {
     const bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     if (mode === "raw") {
       for (let off = 0; off < bytes.length; off += max) {
-        await producer.broadcast(bytes.subarray(off, Math.min(off + max, bytes.length)));
+        await send(bytes.subarray(off, Math.min(off + max, bytes.length)));
       }
       continue;
     }
@@ -345,14 +534,33 @@ async function pub(flags: Record<string, string | undefined>): Promise<number> {
           `a line of ${line.length} bytes exceeds the relay's message limit (${max}); use --mode raw`,
         );
       }
-      await producer.broadcast(line);
+      await send(line);
       data = data.subarray(nl + 1);
     }
     carry = data.slice();
   }
-  if (mode === "line" && carry.length > 0) await producer.broadcast(carry);
+  if (mode === "line" && carry.length > 0) await send(carry);
   await producer.close();
+  finish(progress, "sent", flags);
   return 0;
+}
+
+/** After pub/sub: the live line gives way to a summary (TTY), or a JSON line (--json). */
+function finish(progress: Progress, verb: string, flags: Record<string, string | undefined>) {
+  const live = progress.live;
+  progress.stop();
+  if (flags.json !== undefined) {
+    process.stderr.write(
+      JSON.stringify({
+        event: "done",
+        [verb]: progress.messages,
+        bytes: progress.bytes,
+        seconds: Number(progress.seconds.toFixed(3)),
+      }) + "\n",
+    );
+  } else if (live) {
+    process.stderr.write(`hydra-relay: ${verb} ${progress.summary()}\n`);
+  }
 }
 
 async function sub(flags: Record<string, string | undefined>): Promise<number> {
@@ -362,17 +570,20 @@ async function sub(flags: Record<string, string | undefined>): Promise<number> {
     "lagged",
     (g) =>
       process.stderr.write(
-        `hydra-relay: gap: messages ${g.from}..${g.to - 1n} were dropped by the relay\n`,
+        `hydra-relay: gap: frames ${g.from}..${g.to - 1n} were dropped by the relay\n`,
       ),
   );
   const stdout = process.stdout;
   const newline = new Uint8Array([10]);
+  const progress = new Progress("sub", process.stderr);
   for await (const m of consumer) {
+    progress.add(m.length);
     let ok = stdout.write(m);
     if (mode === "line") ok = stdout.write(newline);
     if (!ok) await new Promise<void>((r) => stdout.once("drain", () => r()));
   }
   await new Promise<void>((r) => stdout.write("", () => r()));
+  finish(progress, "received", flags);
   return 0;
 }
 

@@ -69,6 +69,20 @@ export interface ConnCounters {
   handshakeFailures: number;
   joinFailures: number;
   protocolErrors: number;
+  /** Failed handshakes by error code (`timeout` for the handshake deadline). */
+  readonly handshakeFailuresBy: Map<string, number>;
+  /** Refused joins by error code. */
+  readonly joinFailuresBy: Map<string, number>;
+  /** Closed connections by reason: an error code, or `normal` when the client left. */
+  readonly closesBy: Map<string, number>;
+}
+
+/** What a connection is doing, for metrics. */
+export type ConnRole = "handshake" | "producer" | "consumer" | "unjoined";
+
+/** Adds one to a counter in a by-kind map. */
+export function countBy(map: Map<string, number>, key: string): void {
+  map.set(key, (map.get(key) ?? 0) + 1);
 }
 
 const EMPTY = new Uint8Array(0);
@@ -123,6 +137,9 @@ export class ServerConnection implements SubscriberConn {
   #closing = false;
   #closed = false;
   #failedJoins = 0;
+  #handshakeTimedOut = false;
+  /** Why the connection ends: the first error that ended it (unset: the client left). */
+  #closeCode: string | undefined;
   #lastRecv: number;
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
   #lastProducer: { key: string; sub: ProducerSub } | undefined;
@@ -155,6 +172,13 @@ export class ServerConnection implements SubscriberConn {
     return this.#send !== undefined && !this.#closing;
   }
 
+  /** What the connection is doing: handshaking, producing, consuming, or joined to nothing. */
+  get role(): ConnRole {
+    if (this.#send === undefined) return "handshake";
+    if (this.#producers.size > 0) return "producer";
+    return this.#consumers.size > 0 ? "consumer" : "unjoined";
+  }
+
   /** Consumer subscriptions, for the slow-consumer sweep. */
   get consumerSubs(): Iterable<ConsumerSub> {
     return this.#consumers.values();
@@ -177,6 +201,7 @@ export class ServerConnection implements SubscriberConn {
   shutdown(error: RelayError | undefined, drainMs = 1000): void {
     if (this.#closing || this.#closed) return;
     this.#closing = true;
+    if (error !== undefined) this.#closeCode ??= error.code;
     // A peer gone silent is dead to its sessions now, not after the drain.
     if (error?.code === "timeout") this.#release();
     if (this.#send !== undefined) {
@@ -218,6 +243,8 @@ export class ServerConnection implements SubscriberConn {
       if (this.#send === undefined) {
         // Counted as a handshake failure where the read it interrupts fails.
         log.info("conn.handshake_timeout", { conn: this.id, remote: this.#remote });
+        this.#handshakeTimedOut = true;
+        this.#closeCode ??= "timeout";
         this.#destroy();
       }
     }, limits.handshakeTimeoutMs);
@@ -225,6 +252,7 @@ export class ServerConnection implements SubscriberConn {
       await this.#handshake(refuse);
       clearTimeout(hsTimer);
       if (refuse !== undefined) {
+        this.#closeCode = "refused";
         await this.#conn.closeWrite().catch(() => {});
         return;
       }
@@ -234,7 +262,11 @@ export class ServerConnection implements SubscriberConn {
       if (!this.#closing) this.shutdown(undefined, 1000);
     } catch (e) {
       reason = e instanceof RelayError ? e : new RelayError("protocol-error", String(e));
-      if (this.#send === undefined && refuse === undefined) this.#ctx.stats.handshakeFailures++;
+      this.#closeCode ??= this.#handshakeTimedOut ? "timeout" : reason.code;
+      if (this.#send === undefined && refuse === undefined) {
+        this.#ctx.stats.handshakeFailures++;
+        countBy(this.#ctx.stats.handshakeFailuresBy, this.#closeCode);
+      }
       if (reason.code === "protocol-error" || reason.code === "frame-too-large") {
         this.#ctx.stats.protocolErrors++;
       }
@@ -259,6 +291,7 @@ export class ServerConnection implements SubscriberConn {
       await this.#discardUntilEnd();
       this.#destroy();
       await this.#conn.closed;
+      countBy(this.#ctx.stats.closesBy, this.#closeCode ?? "normal");
       log.info("conn.close", { conn: this.id, remote: this.#remote, code: reason?.code });
     }
   }
@@ -497,6 +530,7 @@ export class ServerConnection implements SubscriberConn {
     const key = toHex(tag);
     const refuse = (code: RelayError["code"], message: string) => {
       this.#ctx.stats.joinFailures++;
+      countBy(this.#ctx.stats.joinFailuresBy, code);
       log.info("join.refused", { conn: this.id, role: roleName(m.role), code });
       this.#queue({ kind: ControlKind.Error, code, tag, role: m.role, message });
       if (code === "auth-failed" && ++this.#failedJoins >= MAX_FAILED_JOINS) {

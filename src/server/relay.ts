@@ -12,7 +12,7 @@ import type { CryptoProvider, KeyPair } from "../crypto/types.ts";
 import { RelayError } from "../errors.ts";
 import { defaultTransport } from "../transport/default.ts";
 import type { Addr, Listener } from "../transport/types.ts";
-import { type ConnCounters, ServerConnection, SLOW_DRAIN_MS } from "./connection.ts";
+import { type ConnCounters, type ConnRole, ServerConnection, SLOW_DRAIN_MS } from "./connection.ts";
 import { Logger } from "./log.ts";
 import { DEFAULT_PORT, type RelayLimits, type RelayOptions, resolveLimits } from "./options.ts";
 import { RelaySession, type SessionCounters } from "./session.ts";
@@ -53,6 +53,23 @@ export interface RelayStats {
   readonly ringFrames: number;
   /** Bytes held in all rings. */
   readonly ringBytes: number;
+  /** The budget for {@link ringBytes} (`memoryBudgetBytes`). */
+  readonly ringBudgetBytes: number;
+  /** Open connections by what they do: handshaking, producing, consuming, or joined to
+   * nothing yet (a connection producing one session and consuming another counts as
+   * producer). */
+  readonly connectionsByRole: Readonly<Record<ConnRole, number>>;
+  /** {@link handshakeFailures} by error code (`timeout`: the handshake deadline). */
+  readonly handshakeFailuresByKind: Readonly<Record<string, number>>;
+  /** {@link joinFailures} by error code (`auth-failed`, `producer-exists`, …). */
+  readonly joinFailuresByKind: Readonly<Record<string, number>>;
+  /** Closed connections by reason: `normal` (the client left), `refused` (connection cap),
+   * or the error code that ended it (`timeout`, `slow-consumer`, `going-away`, …). */
+  readonly closesByReason: Readonly<Record<string, number>>;
+  /** Seconds since the relay started listening. */
+  readonly uptimeSeconds: number;
+  /** The relay is shutting down: it accepts nothing new and drains what is queued. */
+  readonly draining: boolean;
 }
 
 /**
@@ -93,7 +110,11 @@ export class RelayServer {
     lagged: 0,
     slowDisconnects: 0,
     refused: 0,
+    handshakeFailuresBy: new Map(),
+    joinFailuresBy: new Map(),
+    closesBy: new Map(),
   };
+  readonly #started = Date.now();
   readonly #sweep: ReturnType<typeof setInterval>;
   readonly #sweepMs: number;
   readonly #accepting: Promise<void>;
@@ -168,6 +189,8 @@ export class RelayServer {
    */
   stats(): RelayStats {
     let producers = 0, consumers = 0, ringFrames = 0, ringBytes = 0;
+    const roles: Record<ConnRole, number> = { handshake: 0, producer: 0, consumer: 0, unjoined: 0 };
+    for (const c of this.#conns) roles[c.role]++;
     for (const s of this.#sessions.values()) {
       if (s.producer !== undefined) producers++;
       consumers += s.consumers.size;
@@ -192,6 +215,13 @@ export class RelayServer {
       refused: c.refused,
       ringFrames,
       ringBytes,
+      ringBudgetBytes: this.#memory.budget,
+      connectionsByRole: roles,
+      handshakeFailuresByKind: Object.fromEntries(c.handshakeFailuresBy),
+      joinFailuresByKind: Object.fromEntries(c.joinFailuresBy),
+      closesByReason: Object.fromEntries(c.closesBy),
+      uptimeSeconds: (Date.now() - this.#started) / 1000,
+      draining: this.#closing !== undefined,
     };
   }
 

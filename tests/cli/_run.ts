@@ -124,6 +124,8 @@ export interface Served {
   readonly child: ChildProcess;
   /** Resolves when the process exits, however it does. */
   readonly done: Promise<CliResult>;
+  /** Everything it printed to stdout so far. */
+  output(): string;
   stop(): Promise<CliResult>;
 }
 
@@ -173,6 +175,7 @@ export async function serveCli(
     key: banner[2]!,
     child,
     done,
+    output: () => text,
     stop: () => {
       child.kill("SIGTERM");
       return done;

@@ -89,8 +89,11 @@ describe(`hydra-relay CLI on ${rt}`, () => {
       assert.equal(r.code, 0, r.stderr);
       assert.match(new TextDecoder().decode(r.stdout), new RegExp(`Usage: hydra-relay ${cmd}`));
     }
-    const top = await runCli(rt, ["help"]);
-    assert.match(new TextDecoder().decode(top.stdout), /Commands:/);
+    for (const args of [["help"], ["--help"], ["-h"]]) {
+      const top = await runCli(rt, args);
+      assert.equal(top.code, 0, top.stderr);
+      assert.match(new TextDecoder().decode(top.stdout), /Commands:/, args[0]);
+    }
   });
 
   test("mistakes print one clear sentence, no stack trace", async () => {
