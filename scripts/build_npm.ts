@@ -83,6 +83,7 @@ function main(): void {
       "../mod.ts",
       "../src/**/*.ts",
       "../tests/**/*.ts",
+      "../examples/**/*.ts",
       "../scripts/build_npm.ts",
       "../scripts/bench/**/*.ts",
     ],

@@ -3,11 +3,11 @@
  * doc lint, runnable doc examples),
  * builds the npm package, then runs the
  * whole suite on Deno (`deno test`), Bun (`bun test`) and Node (`node --test` against the
- * built npm output), one runtime after the other. Prints each runtime's counts, a summary
- * table and a closing `N passed, N failed` line; exits non-zero if any runtime failed or ran
- * no test.
+ * built npm output), one runtime after the other, and finally checks the packages as users
+ * install them (scripts/check_package.ts). Prints each runtime's counts, a summary table and a
+ * closing `N passed, N failed` line; exits non-zero if any runtime failed or ran no test.
  *
- * Usage: deno run -A scripts/test.ts [deno|bun|node ...]   (default: all three)
+ * Usage: deno run -A scripts/test.ts [deno|bun|node|package ...]   (default: all)
  */
 
 import { spawn } from "node:child_process";
@@ -88,15 +88,17 @@ const RUNNERS: Record<
 };
 
 async function main(): Promise<number> {
-  const wanted = process.argv.slice(2).filter((a) => a in RUNNERS);
-  const runtimes = wanted.length > 0 ? wanted : Object.keys(RUNNERS);
+  const args = process.argv.slice(2);
+  const wanted = args.filter((a) => a in RUNNERS);
+  const runtimes = wanted.length > 0 || args.includes("package") ? wanted : Object.keys(RUNNERS);
+  const checkPackage = args.length === 0 || args.includes("package");
 
   console.log("\n=== static checks: fmt, lint, type check, doc lint, doc examples (deno) ===");
   const entries = ["mod.ts", "src/deno.ts", "src/bun.ts", "src/node.ts"];
   const checks = [
     ["fmt", "--check"],
     ["lint"],
-    ["check", "mod.ts", "src/", "scripts/"],
+    ["check", "mod.ts", "src/", "scripts/", "examples/"],
     ["doc", "--lint", ...entries],
     ["test", "--doc", "-A", "--no-prompt", "mod.ts", "src/"],
   ];
@@ -109,7 +111,7 @@ async function main(): Promise<number> {
     }
   }
 
-  if (runtimes.includes("node")) {
+  if (runtimes.includes("node") || checkPackage) {
     console.log("\n=== build npm package (node runs the built output) ===");
     const build = await run([bin("deno"), "run", "-A", "scripts/build_npm.ts"]);
     if (build.code !== 0) {
@@ -131,6 +133,23 @@ async function main(): Promise<number> {
       exitCode: code,
       seconds: (performance.now() - started) / 1000,
       failures: [...new Set([...output.matchAll(RUNNERS[runtime]!.failures)].map((m) => m[1]!))],
+    });
+  }
+
+  if (checkPackage) {
+    // The packages as users install them: npm pack → fresh Node and Bun projects, JSR dry run.
+    console.log(
+      "\n=== package (npm pack into fresh Node and Bun projects; deno publish --dry-run) ===",
+    );
+    const started = performance.now();
+    const { code, output } = await run([bin("deno"), "run", "-A", "scripts/check_package.ts"]);
+    results.push({
+      runtime: "package",
+      passed: code === 0 ? 1 : 0,
+      failed: code === 0 ? 0 : 1,
+      exitCode: code,
+      seconds: (performance.now() - started) / 1000,
+      failures: code === 0 ? [] : [output.trim().split("\n").at(-1) ?? "check_package failed"],
     });
   }
 

@@ -1,0 +1,138 @@
+/**
+ * Checks the packages as users get them (issue 6, part 5), after `npm run build`:
+ *
+ * 1. npm: `npm pack` of npm/, installed into a fresh temporary Node project and a fresh Bun
+ *    project, where a script runs relay → producer → consumer through the package's public
+ *    exports (`@hydra/relay` and the runtime's subpath), and `hydra-relay --help` runs from
+ *    the installed bin (`npx` on Node, `bun x` on Bun).
+ * 2. JSR: `deno publish --dry-run`, which type-checks every export, rejects slow types and
+ *    lists the files; it works offline. (deno.json and npm exports agreeing is checked by the
+ *    build itself.)
+ *
+ *   deno run -A scripts/check_package.ts [--keep]
+ *
+ * Dependencies (@noble/*) install from the npm registry or npm's cache. Exit 1 on any failure.
+ */
+
+import { spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = (name: string) => join(root, "node_modules", ".bin", name);
+const keep = process.argv.includes("--keep");
+
+/** The smoke script both projects run: every message arrives, in order, byte-exact. */
+const SMOKE = `
+import { Consumer, Producer, RelayServer, Session, runtimeName } from "@hydra/relay";
+import * as native from "@hydra/relay/RUNTIME";
+
+const opts = { transport: native.transport, crypto: native.crypto };
+const relay = await RelayServer.listen({ port: 0, ...opts });
+const session = Session.generate();
+const consumer = await Consumer.connect(relay.addr, session, opts);
+const producer = await Producer.connect(relay.addr, session, opts);
+const N = 200;
+for (let i = 0; i < N; i++) {
+  const m = new Uint8Array(1 + (i * 37) % 3000).fill(i & 0xff);
+  await producer.broadcast(m);
+}
+await producer.close();
+let n = 0;
+for await (const m of consumer) {
+  if (m.length !== 1 + (n * 37) % 3000 || m.some((b) => b !== (n & 0xff))) {
+    throw new Error("message " + n + " differs");
+  }
+  n++;
+}
+await relay.close();
+if (n !== N) throw new Error("received " + n + " of " + N);
+console.log("package ok on " + runtimeName() + ": " + n + " messages");
+`;
+
+function run(what: string, cmd: string, args: string[], cwd: string): SpawnSyncReturns<string> {
+  const r = spawnSync(cmd, args, {
+    cwd,
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1", npm_config_fund: "false", npm_config_audit: "false" },
+    timeout: 180_000,
+  });
+  if (r.status !== 0) {
+    throw new Error(
+      `${what} failed (exit ${r.status}${r.error ? `, ${r.error.message}` : ""}):\n` +
+        `${r.stdout ?? ""}${r.stderr ?? ""}`.trim().split("\n").slice(-30).join("\n"),
+    );
+  }
+  return r;
+}
+
+function project(dir: string, runtime: string): void {
+  writeFileSync(
+    join(dir, "package.json"),
+    JSON.stringify({ name: `hydra-${runtime}-app`, private: true, type: "module" }, null, 2),
+  );
+  writeFileSync(join(dir, "smoke.mjs"), SMOKE.replaceAll("RUNTIME", runtime));
+}
+
+function expectHelp(r: SpawnSyncReturns<string>, where: string): void {
+  if (!r.stdout.includes("Usage: hydra-relay <command>")) {
+    throw new Error(`hydra-relay --help via ${where} printed:\n${r.stdout}${r.stderr}`);
+  }
+}
+
+function main(): void {
+  if (!existsSync(join(root, "npm", "package.json"))) {
+    throw new Error("npm/ is not built: run `npm run build` first");
+  }
+  const work = mkdtempSync(join(tmpdir(), "hydra-pkg-"));
+  try {
+    // 1. The tarball, exactly as `npm publish` would upload it.
+    run("npm pack", "npm", ["pack", "--pack-destination", work], join(root, "npm"));
+    const tgz = join(work, readdirSync(work).find((f) => f.endsWith(".tgz"))!);
+    const files = run("tar -tzf", "tar", ["-tzf", tgz], work).stdout.split("\n");
+    for (const f of ["package/mod.js", "package/mod.d.ts", "package/src/cli/bin.js"]) {
+      if (!files.includes(f)) throw new Error(`${f} missing from the tarball`);
+    }
+    const stray = files.filter((f) => /\.ts$/.test(f) && !f.endsWith(".d.ts") || /tests\//.test(f));
+    if (stray.length > 0) throw new Error(`the tarball ships sources or tests: ${stray[0]}`);
+
+    // 2. A fresh Node project.
+    const nodeApp = join(work, "node-app");
+    spawnSync("mkdir", ["-p", nodeApp]);
+    project(nodeApp, "node");
+    run("npm install (node project)", "npm", ["install", "--prefer-offline", tgz], nodeApp);
+    console.log(run("node smoke.mjs", "node", ["smoke.mjs"], nodeApp).stdout.trim());
+    expectHelp(
+      run("npx hydra-relay --help", "npx", ["--no-install", "hydra-relay", "--help"], nodeApp),
+      "npx",
+    );
+
+    // 3. A fresh Bun project.
+    const bunApp = join(work, "bun-app");
+    spawnSync("mkdir", ["-p", bunApp]);
+    project(bunApp, "bun");
+    run("bun add (bun project)", bin("bun"), ["add", tgz], bunApp);
+    console.log(run("bun smoke.mjs", bin("bun"), ["smoke.mjs"], bunApp).stdout.trim());
+    expectHelp(
+      run("bun x hydra-relay --help", bin("bun"), ["x", "hydra-relay", "--help"], bunApp),
+      "bun x",
+    );
+
+    // 4. The JSR package, offline.
+    run("deno publish --dry-run", bin("deno"), ["publish", "--dry-run", "--allow-dirty"], root);
+    console.log("deno publish --dry-run: ok (exports type-check, no slow types)");
+  } finally {
+    if (keep) console.log(`kept ${work}`);
+    else rmSync(work, { recursive: true, force: true });
+  }
+}
+
+try {
+  main();
+} catch (e) {
+  console.error(`check_package: ${(e as Error).message}`);
+  process.exit(1);
+}
