@@ -29,6 +29,12 @@ export { memoryTransport } from "./src/transport/memory.ts";
 export { nodeTransport } from "./src/transport/node.ts";
 export { denoTransport } from "./src/transport/deno.ts";
 export { bunTransport } from "./src/transport/bun.ts";
+export { websocketTransport } from "./src/transport/websocket.ts";
+export type {
+  WebSocketConstructor,
+  WebSocketLike,
+  WebSocketTransportOptions,
+} from "./src/transport/websocket.ts";
 
 export type { Aead, CryptoProvider, KeyPair, Signer } from "./src/crypto/types.ts";
 export { NONCE_LENGTH, TAG_LENGTH } from "./src/crypto/types.ts";

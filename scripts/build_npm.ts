@@ -15,6 +15,7 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const out = join(root, "npm");
@@ -65,6 +66,53 @@ export function exportDiffs(
   return diffs;
 }
 
+/** The browser bundle's file name in npm/dist/. */
+export const BROWSER_BUNDLE = "hydra-relay.browser.js";
+/**
+ * Size budget of the browser bundle (src/browser.ts with @noble inside, minified ESM). Measured
+ * 2026-11-23: 105.7 KiB minified, 37.3 KiB gzip; the budget leaves ~20 % for growth.
+ */
+export const BROWSER_BUDGET: { minified: number; gzip: number } = {
+  minified: 128 * 1024,
+  gzip: 44 * 1024,
+};
+
+const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
+
+/**
+ * Bundles src/browser.ts for browsers with esbuild into npm/dist/ and checks it: no `node:`
+ * import and within {@link BROWSER_BUDGET}.
+ */
+function bundleBrowser(): { minified: number; gzip: number } {
+  const outfile = join(out, "dist", BROWSER_BUNDLE);
+  const r = spawnSync(join(root, "node_modules", ".bin", "esbuild"), [
+    join(root, "src", "browser.ts"),
+    "--bundle",
+    "--format=esm",
+    "--platform=browser",
+    "--target=es2022",
+    "--minify",
+    "--legal-comments=none",
+    "--log-level=warning",
+    `--outfile=${outfile}`,
+  ], { stdio: "inherit" });
+  if (r.status !== 0) throw new Error(`esbuild failed with exit code ${r.status}`);
+  const code = readFileSync(outfile);
+  const text = code.toString("utf8");
+  if (/\bfrom\s*["']node:|\bimport\s*\(\s*["']node:|\brequire\(\s*["']node:/.test(text)) {
+    throw new Error("the browser bundle imports a node: module");
+  }
+  const size = { minified: code.length, gzip: gzipSync(code, { level: 9 }).length };
+  if (size.minified > BROWSER_BUDGET.minified || size.gzip > BROWSER_BUDGET.gzip) {
+    throw new Error(
+      `the browser bundle is over budget: ${kib(size.minified)} minified (budget ${
+        kib(BROWSER_BUDGET.minified)
+      }), ${kib(size.gzip)} gzip (budget ${kib(BROWSER_BUDGET.gzip)})`,
+    );
+  }
+  return size;
+}
+
 function main(): void {
   const deno = JSON.parse(readFileSync(join(root, "deno.json"), "utf8")) as DenoJson;
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as PackageJson;
@@ -110,7 +158,7 @@ function main(): void {
     main: exports["."]?.default,
     bin: { "hydra-relay": "./src/cli/bin.js" },
     types: exports["."]?.types,
-    files: ["mod.js", "mod.d.ts", "src/", "README.md", "LICENSE"],
+    files: ["mod.js", "mod.d.ts", "src/", "dist/", "README.md", "LICENSE"],
     sideEffects: false,
     dependencies: pkg.dependencies,
   };
@@ -127,6 +175,12 @@ function main(): void {
   if (diffs.length > 0) {
     throw new Error(`npm and deno.json exports diverge:\n  ${diffs.join("\n  ")}`);
   }
+  const b = bundleBrowser();
+  console.log(
+    `browser bundle dist/${BROWSER_BUNDLE}: ${kib(b.minified)} minified (budget ${
+      kib(BROWSER_BUDGET.minified)
+    }), ${kib(b.gzip)} gzip (budget ${kib(BROWSER_BUDGET.gzip)})`,
+  );
   console.log(
     `built ${npmPkg.name}@${npmPkg.version} into npm/ (${
       Object.keys(exports).length

@@ -93,7 +93,14 @@ function main(): void {
     run("npm pack", "npm", ["pack", "--pack-destination", work], join(root, "npm"));
     const tgz = join(work, readdirSync(work).find((f) => f.endsWith(".tgz"))!);
     const files = run("tar -tzf", "tar", ["-tzf", tgz], work).stdout.split("\n");
-    for (const f of ["package/mod.js", "package/mod.d.ts", "package/src/cli/bin.js"]) {
+    const musts = [
+      "mod.js",
+      "mod.d.ts",
+      "src/cli/bin.js",
+      "src/browser.js",
+      "dist/hydra-relay.browser.js",
+    ];
+    for (const f of musts.map((m) => `package/${m}`)) {
       if (!files.includes(f)) throw new Error(`${f} missing from the tarball`);
     }
     const stray = files.filter((f) => /\.ts$/.test(f) && !f.endsWith(".d.ts") || /tests\//.test(f));

@@ -94,7 +94,7 @@ async function main(): Promise<number> {
   const checkPackage = args.length === 0 || args.includes("package");
 
   console.log("\n=== static checks: fmt, lint, type check, doc lint, doc examples (deno) ===");
-  const entries = ["mod.ts", "src/deno.ts", "src/bun.ts", "src/node.ts"];
+  const entries = ["mod.ts", "src/deno.ts", "src/bun.ts", "src/node.ts", "src/browser.ts"];
   const checks = [
     ["fmt", "--check"],
     ["lint"],

@@ -49,6 +49,12 @@ const SERVE_FLAGS: FlagSpec[] = [
   { name: "port", env: "HYDRA_PORT", default: String(DEFAULT_PORT), value: "N", help: "TCP port" },
   { name: "unix", env: "HYDRA_UNIX", value: "PATH", help: "listen on a Unix socket instead" },
   {
+    name: "ws",
+    env: "HYDRA_WS",
+    value: "HOST:PORT",
+    help: "also accept WebSocket clients (browsers) there",
+  },
+  {
     name: "key-file",
     env: "HYDRA_KEY_FILE",
     default: "hydra-relay.key",
@@ -283,6 +289,24 @@ function out(text: string): void {
   process.stdout.write(text);
 }
 
+/** A HOST:PORT flag, or `undefined` when absent. */
+function tcpFlag(
+  flags: Record<string, string | undefined>,
+  name: string,
+  what: string,
+): TcpAddr | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  let a;
+  try {
+    a = parseAddr(v);
+  } catch (e) {
+    throw new UsageError(`--${name}: ${(e as Error).message}`);
+  }
+  if (a.kind !== "tcp") throw new UsageError(`--${name} needs HOST:PORT (${what})`);
+  return a;
+}
+
 function readConfig(path: string): string {
   try {
     return readFileSync(path, "utf8");
@@ -378,24 +402,16 @@ async function serve(flags: Record<string, string | undefined>): Promise<number>
     sink = (line) => void file.write(line + "\n");
   }
   const num = (name: string) => intFlag(flags, name);
-  let metricsAddr: TcpAddr | undefined;
-  if (flags.metrics !== undefined) {
-    let a;
-    try {
-      a = parseAddr(flags.metrics);
-    } catch (e) {
-      throw new UsageError(`--metrics: ${(e as Error).message}`);
-    }
-    if (a.kind !== "tcp") throw new UsageError("--metrics needs HOST:PORT (HTTP over TCP)");
-    metricsAddr = a;
-  }
+  const metricsAddr = tcpFlag(flags, "metrics", "HTTP over TCP");
   const drainMs = num("drain-timeout")!;
+  const wsAddr = tcpFlag(flags, "ws", "WebSocket over TCP");
   const options: RelayOptions = {
     ...(flags.unix !== undefined
       ? { path: flags.unix }
       : { hostname: flags.host!, port: num("port")! }),
     ...(flags.ephemeral === undefined ? { keyFile: flags["key-file"]! } : {}),
     policy,
+    ...(wsAddr === undefined ? {} : { websocket: wsAddr }),
     logLevel: level,
     logSink: sink,
     ...defined({
@@ -439,6 +455,10 @@ async function serve(flags: Record<string, string | undefined>): Promise<number>
   const metricsUrl = m === undefined
     ? undefined
     : `http://${m.hostname.includes(":") ? `[${m.hostname}]` : m.hostname}:${m.port}/metrics`;
+  const w = relay.websocketAddr;
+  const wsUrl = w === undefined
+    ? undefined
+    : `ws://${w.hostname.includes(":") ? `[${w.hostname}]` : w.hostname}:${w.port}/`;
   const json = flags.json !== undefined;
   if (json) {
     out(
@@ -446,11 +466,13 @@ async function serve(flags: Record<string, string | undefined>): Promise<number>
         event: "listening",
         addr: where,
         relayKey: relay.publicKeyHex,
+        ...(wsUrl === undefined ? {} : { websocket: wsUrl }),
         ...(metricsUrl === undefined ? {} : { metrics: metricsUrl }),
       }) + "\n",
     );
   } else {
     out(`hydra-relay listening on ${where}\nrelay key ${relay.publicKeyHex}\n`);
+    if (wsUrl !== undefined) out(`websocket on ${wsUrl}\n`);
     if (metricsUrl !== undefined) out(`metrics on ${metricsUrl}\n`);
   }
   await stopped;

@@ -22,6 +22,12 @@ export interface RelayOptions {
   readonly addr?: Addr;
   /** Socket adapter. Default: the running runtime's native one. */
   readonly transport?: Transport;
+  /**
+   * Also accept WebSocket clients (browsers, `websocketTransport()`) on this TCP address,
+   * with the runtime's own HTTP server (`ws` package on Node). Port 0 picks a free one;
+   * {@link RelayServer.websocketAddr} has the real one.
+   */
+  readonly websocket?: { readonly hostname?: string; readonly port: number };
   /** Crypto adapter. Default: `nativeCrypto()`. */
   readonly crypto?: CryptoProvider;
   /** Open connections at most (handshaking ones included). Default 10,000. */

@@ -11,7 +11,8 @@ import { nativeCrypto } from "../crypto/native.ts";
 import type { CryptoProvider, KeyPair } from "../crypto/types.ts";
 import { RelayError } from "../errors.ts";
 import { defaultTransport } from "../transport/default.ts";
-import type { Addr, Listener } from "../transport/types.ts";
+import type { Addr, Listener, TcpAddr } from "../transport/types.ts";
+import { listenWebSocket } from "../transport/websocket_server.ts";
 import { type ConnCounters, type ConnRole, ServerConnection, SLOW_DRAIN_MS } from "./connection.ts";
 import { Logger } from "./log.ts";
 import { DEFAULT_PORT, type RelayLimits, type RelayOptions, resolveLimits } from "./options.ts";
@@ -87,11 +88,13 @@ export interface RelayStats {
 export class RelayServer {
   /** The bound address (the real port when 0 was asked for). */
   readonly addr: Addr;
+  /** Where WebSocket clients connect, when `websocket` was asked for. */
+  readonly websocketAddr: TcpAddr | undefined;
   /** The relay's static X25519 public key: what clients pin. */
   readonly publicKey: Uint8Array;
   /** The effective limits. */
   readonly limits: RelayLimits;
-  readonly #listener: Listener;
+  readonly #listeners: Listener[];
   readonly #crypto: CryptoProvider;
   readonly #key: KeyPair;
   readonly #log: Logger;
@@ -117,7 +120,7 @@ export class RelayServer {
   readonly #started = Date.now();
   readonly #sweep: ReturnType<typeof setInterval>;
   readonly #sweepMs: number;
-  readonly #accepting: Promise<void>;
+  readonly #accepting: Promise<void[]>;
   #nextId = 1;
   #closing: Promise<void> | undefined;
 
@@ -128,11 +131,13 @@ export class RelayServer {
     limits: RelayLimits,
     log: Logger,
     tamper: Tamper | undefined,
+    websocket: Listener | undefined,
   ) {
     this.addr = listener.addr;
     this.publicKey = key.publicKey;
     this.limits = limits;
-    this.#listener = listener;
+    this.#listeners = [listener, ...(websocket === undefined ? [] : [websocket])];
+    this.websocketAddr = websocket?.addr as TcpAddr | undefined;
     this.#crypto = crypto;
     this.#key = key;
     this.#log = log;
@@ -140,7 +145,7 @@ export class RelayServer {
     this.#memory = { used: 0, budget: limits.memoryBudgetBytes };
     this.#sweepMs = sweepInterval(limits);
     this.#sweep = setInterval(() => this.#sweepOnce(), this.#sweepMs);
-    this.#accepting = this.#acceptLoop();
+    this.#accepting = Promise.all(this.#listeners.map((l) => this.#acceptLoop(l)));
   }
 
   /**
@@ -166,14 +171,28 @@ export class RelayServer {
         port: options.port ?? DEFAULT_PORT,
       });
     const listener = await transport.listen(addr);
+    let websocket: Listener | undefined;
+    if (options.websocket !== undefined) {
+      try {
+        websocket = await listenWebSocket({
+          kind: "tcp",
+          hostname: options.websocket.hostname ?? "127.0.0.1",
+          port: options.websocket.port,
+        }, { maxMessageBytes: Math.max(1 << 20, limits.maxFrameBytes + 64) });
+      } catch (e) {
+        await listener.close();
+        throw e;
+      }
+    }
     const tamper = (options as { [TAMPER]?: Tamper })[TAMPER];
-    const relay = new RelayServer(listener, crypto, key, limits, log, tamper);
+    const relay = new RelayServer(listener, crypto, key, limits, log, tamper, websocket);
     log.info("relay.listen", {
       addr: formatListen(listener.addr),
       transport: transport.name,
       crypto: crypto.name,
       key: toHex(key.publicKey),
       policy: limits.policy,
+      ...(websocket === undefined ? {} : { websocket: formatListen(websocket.addr) }),
     });
     return relay;
   }
@@ -233,7 +252,7 @@ export class RelayServer {
   close(options: { drainMs?: number } = {}): Promise<void> {
     this.#closing ??= (async () => {
       clearInterval(this.#sweep);
-      await this.#listener.close();
+      await Promise.all(this.#listeners.map((l) => l.close()));
       await this.#accepting;
       const drainMs = options.drainMs ?? 2000;
       for (const c of this.#conns) {
@@ -247,8 +266,8 @@ export class RelayServer {
     return this.#closing;
   }
 
-  async #acceptLoop(): Promise<void> {
-    for await (const conn of this.#listener) {
+  async #acceptLoop(listener: Listener): Promise<void> {
+    for await (const conn of listener) {
       const id = this.#nextId++;
       let refuse: RelayError | undefined;
       if (this.#conns.size >= this.limits.maxConnections) {

@@ -8,10 +8,11 @@ import { bunTransport } from "./bun.ts";
 import { denoTransport } from "./deno.ts";
 import { nodeTransport } from "./node.ts";
 import type { Transport } from "./types.ts";
+import { websocketTransport } from "./websocket.ts";
 
 /**
  * The native socket transport of the running runtime: `deno` under Deno, `bun` under Bun,
- * `node` (node:net) elsewhere.
+ * `node` (node:net) under Node, and in a browser (no sockets there) the WebSocket transport.
  *
  * @returns The transport.
  * @example
@@ -26,6 +27,8 @@ export function defaultTransport(): Transport {
       return denoTransport();
     case "bun":
       return bunTransport();
+    case "browser":
+      return websocketTransport();
     default:
       return nodeTransport();
   }

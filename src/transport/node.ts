@@ -7,9 +7,13 @@
  * Node, handed out as plain `Uint8Array` views without copying. `write()` passes the caller's
  * buffer to `socket.write()`, which keeps a reference until it is flushed: never mutate a
  * written buffer. Write backpressure follows the socket's `writableHighWaterMark`.
+ *
+ * `node:net` is reached through `process.getBuiltinModule` when first used, not a static
+ * import, so client code that merely imports this module (through the default transport)
+ * also bundles and loads in browsers.
  */
 
-import * as net from "node:net";
+import type * as Net from "node:net";
 import { RelayError } from "../errors.ts";
 import {
   AcceptQueue,
@@ -29,16 +33,29 @@ import {
   type Transport,
 } from "./types.ts";
 
+let netModule: typeof Net | undefined;
+
+function net(): typeof Net {
+  if (netModule !== undefined) return netModule;
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } })
+    .process;
+  const m = proc?.getBuiltinModule?.("node:net") as typeof Net | undefined;
+  if (m === undefined) {
+    throw new RelayError("unsupported", "the node transport needs node:net (Node, Deno or Bun)");
+  }
+  return (netModule = m);
+}
+
 class NodeConn implements Conn {
   readonly localAddr: Addr;
   readonly remoteAddr: Addr;
   readonly closed: Promise<void>;
-  readonly #socket: net.Socket;
+  readonly #socket: Net.Socket;
   readonly #queue: ReadQueue;
   readonly #gate = new WriteGate();
   #writeError: RelayError | undefined;
 
-  constructor(socket: net.Socket, localAddr: Addr, remoteAddr: Addr, highWater: number) {
+  constructor(socket: Net.Socket, localAddr: Addr, remoteAddr: Addr, highWater: number) {
     this.#socket = socket;
     this.localAddr = localAddr;
     this.remoteAddr = remoteAddr;
@@ -105,7 +122,7 @@ function tcpAddr(host: string | undefined, port: number | undefined): Addr {
   return { kind: "tcp", hostname: host ?? "", port: port ?? 0 };
 }
 
-function wrap(socket: net.Socket, unixPath: string | undefined, highWater: number): NodeConn {
+function wrap(socket: Net.Socket, unixPath: string | undefined, highWater: number): NodeConn {
   if (unixPath !== undefined) {
     const addr: Addr = { kind: "unix", path: unixPath };
     return new NodeConn(socket, addr, addr, highWater);
@@ -138,7 +155,7 @@ export function nodeTransport(): Transport {
       const hwm = options?.highWaterMark ?? DEFAULT_HIGH_WATER;
       const unixPath = addr.kind === "unix" ? addr.path : undefined;
       const queue = new AcceptQueue<NodeConn>();
-      const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+      const server = net().createServer({ allowHalfOpen: true }, (socket) => {
         queue.push(wrap(socket, unixPath, hwm));
       });
       await new Promise<void>((resolve, reject) => {
@@ -159,8 +176,8 @@ export function nodeTransport(): Transport {
       const hwm = options?.highWaterMark ?? DEFAULT_HIGH_WATER;
       return new Promise((resolve, reject) => {
         const socket = addr.kind === "unix"
-          ? net.connect({ path: addr.path, allowHalfOpen: true })
-          : net.connect({ host: addr.hostname, port: addr.port, allowHalfOpen: true });
+          ? net().connect({ path: addr.path, allowHalfOpen: true })
+          : net().connect({ host: addr.hostname, port: addr.port, allowHalfOpen: true });
         const onError = (e: unknown) => {
           socket.destroy();
           reject(socketError(e, `connect to ${formatAddr(addr)}`));
