@@ -1,0 +1,198 @@
+/**
+ * Real-browser tests (issue 7, part 4): Debian's Chromium, headless, driven by playwright-core,
+ * loads pages that use the browser bundle (npm/dist/hydra-relay.browser.js) over WebSockets:
+ * a browser consumer receives what the CLI's `pub` sends, byte-exact; a browser producer
+ * reaches a Node consumer. They run in the Node stage of `npm test` (playwright drives the
+ * browser from Node); CI installs chromium with apt and sets HYDRA_REQUIRE_CHROMIUM.
+ */
+
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import process from "node:process";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { Consumer } from "../../src/client/consumer.ts";
+import { Session } from "../../src/protocol/session.ts";
+import { RelayServer } from "../../src/server/relay.ts";
+import { repoRoot } from "../_helpers.ts";
+import { runCli, selfRt } from "../cli/_run.ts";
+
+const CHROMIUM = process.env.HYDRA_CHROMIUM ?? "/usr/bin/chromium";
+const FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--no-first-run",
+];
+
+/** The parts of playwright-core used here. */
+interface Page {
+  goto(url: string): Promise<unknown>;
+  waitForFunction(f: string, arg?: unknown, o?: { timeout: number }): Promise<unknown>;
+  evaluate<T>(f: string): Promise<T>;
+  on(
+    event: "console" | "pageerror",
+    f: (m: { text?: () => string; message?: string }) => void,
+  ): void;
+}
+interface Browser {
+  newPage(): Promise<Page>;
+  close(): Promise<void>;
+}
+interface Playwright {
+  chromium: {
+    launch(o: { executablePath: string; args: string[]; headless: boolean }): Promise<Browser>;
+  };
+}
+
+const bundle = join(repoRoot(), "npm", "dist", "hydra-relay.browser.js");
+
+const CONSUMER_PAGE = `<!doctype html><meta charset="utf-8"><title>hydra consumer</title>
+<script type="module">
+import { Consumer, Session } from "/hydra-relay.browser.js";
+const q = new URLSearchParams(location.search);
+try {
+  const consumer = await Consumer.connect(q.get("relay"), Session.fromToken(q.get("token")));
+  const messages = [];
+  for await (const m of consumer) messages.push(Array.from(m, (b) => b.toString(16).padStart(2, "0")).join(""));
+  window.hydraResult = { ok: true, messages, crypto: consumer.connection ? "ok" : "?" };
+} catch (e) {
+  window.hydraResult = { ok: false, error: String(e && e.stack || e) };
+}
+</script>`;
+
+const PRODUCER_PAGE = `<!doctype html><meta charset="utf-8"><title>hydra producer</title>
+<script type="module">
+import { Producer, Session } from "/hydra-relay.browser.js";
+const q = new URLSearchParams(location.search);
+try {
+  const producer = await Producer.connect(q.get("relay"), Session.fromToken(q.get("token")));
+  const n = Number(q.get("n"));
+  for (let i = 0; i < n; i++) {
+    const m = new Uint8Array(1 + (i * 131) % 5000);
+    for (let k = 0; k < m.length; k++) m[k] = (i * 7 + k) & 255;
+    await producer.broadcast(m);
+  }
+  await producer.close();
+  window.hydraResult = { ok: true };
+} catch (e) {
+  window.hydraResult = { ok: false, error: String(e && e.stack || e) };
+}
+</script>`;
+
+function serveStatic(): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const body = path === "/hydra-relay.browser.js"
+      ? readFileSync(bundle)
+      : path === "/consumer.html"
+      ? CONSUMER_PAGE
+      : path === "/producer.html"
+      ? PRODUCER_PAGE
+      : undefined;
+    if (body === undefined) {
+      res.writeHead(404).end();
+      return;
+    }
+    const type = path.endsWith(".js") ? "text/javascript" : "text/html; charset=utf-8";
+    res.writeHead(200, { "content-type": type }).end(body);
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => {
+      const a = server.address() as { port: number };
+      resolve({ server, url: `http://127.0.0.1:${a.port}` });
+    })
+  );
+}
+
+async function result(page: Page): Promise<{ ok: boolean; error?: string; messages?: string[] }> {
+  await page.waitForFunction("window.hydraResult !== undefined", undefined, { timeout: 60_000 });
+  return await page.evaluate("window.hydraResult");
+}
+
+if (selfRt() !== "node") {
+  console.log("# real-browser tests run in the Node stage (playwright drives Chromium from Node)");
+} else {
+  const present = existsSync(CHROMIUM);
+  if (!present && process.env.HYDRA_REQUIRE_CHROMIUM !== undefined) {
+    throw new Error(`${CHROMIUM} is missing: install it with \`apt-get install -y chromium\``);
+  }
+  describe(`Chromium (${CHROMIUM}) as a producer and a consumer`, {
+    skip: present ? false : `${CHROMIUM} not installed (apt-get install -y chromium)`,
+  }, () => {
+    let browser: Browser;
+    let relay: RelayServer;
+    let site: { server: Server; url: string };
+    let relayWs: string;
+
+    before(async () => {
+      assert.ok(existsSync(bundle), `${bundle} missing: run npm run build first`);
+      const name = "playwright-core";
+      const pw = await import(name) as Playwright;
+      browser = await pw.chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+      relay = await RelayServer.listen({ port: 0, websocket: { port: 0 } });
+      relayWs = `127.0.0.1:${relay.websocketAddr!.port}`;
+      site = await serveStatic();
+    });
+
+    after(async () => {
+      await browser?.close();
+      await relay?.close();
+      site?.server.close();
+    });
+
+    async function open(path: string): Promise<Page> {
+      const page = await browser.newPage();
+      page.on("pageerror", (e) => console.log(`# page error: ${e.message}`));
+      await page.goto(`${site.url}${path}`);
+      return page;
+    }
+
+    test("a browser consumer receives what `hydra-relay pub` sends, byte-exact", async () => {
+      const session = Session.generate();
+      const page = await open(
+        `/consumer.html?relay=${relayWs}&token=${encodeURIComponent(session.token())}`,
+      );
+      // The consumer joins first and waits for the producer.
+      await new Promise((r) => setTimeout(r, 500));
+      const lines = Array.from(
+        { length: 500 },
+        (_, i) => `${i} ${"é✓x".repeat(i % 40)} ${(i * 2654435761) >>> 0}`,
+      );
+      const addr = relay.addr.kind === "tcp" ? `127.0.0.1:${relay.addr.port}` : "";
+      const pub = await runCli("node", ["pub", "--relay", addr, "--token", session.token()], {
+        stdin: new TextEncoder().encode(lines.join("\n") + "\n"),
+      });
+      assert.equal(pub.code, 0, pub.stderr);
+      const r = await result(page);
+      assert.ok(r.ok, r.error);
+      const got = r.messages!.map((hex) =>
+        new TextDecoder().decode(Uint8Array.from(hex.match(/../g) ?? [], (h) => parseInt(h, 16)))
+      );
+      assert.deepEqual(got, lines);
+    });
+
+    test("a browser producer reaches a Node consumer, byte-exact", async () => {
+      const session = Session.generate();
+      const consumer = await Consumer.connect(relay.addr, session);
+      const n = 300;
+      const page = await open(
+        `/producer.html?relay=${relayWs}&n=${n}&token=${encodeURIComponent(session.token())}`,
+      );
+      const r = await result(page);
+      assert.ok(r.ok, r.error);
+      let i = 0;
+      for await (const m of consumer) {
+        assert.equal(m.length, 1 + (i * 131) % 5000, `message ${i} length`);
+        for (let k = 0; k < m.length; k++) {
+          if (m[k] !== ((i * 7 + k) & 255)) assert.fail(`message ${i} byte ${k} differs`);
+        }
+        i++;
+      }
+      assert.equal(i, n);
+    });
+  });
+}
