@@ -29,6 +29,7 @@ import {
 } from "./args.ts";
 import { runBench } from "./bench.ts";
 import { bar, grouped, humanBytes, Progress } from "./progress.ts";
+import { type DemoEndpoint, serveDemo } from "./demo_http.ts";
 import { type MetricsEndpoint, serveMetrics } from "./metrics_http.ts";
 
 const HELP = { name: "help", boolean: true, help: "show this help" } as const;
@@ -53,6 +54,12 @@ const SERVE_FLAGS: FlagSpec[] = [
     env: "HYDRA_WS",
     value: "HOST:PORT",
     help: "also accept WebSocket clients (browsers) there",
+  },
+  {
+    name: "demo",
+    env: "HYDRA_DEMO",
+    value: "HOST:PORT",
+    help: "serve the browser demo pages there (needs --ws)",
   },
   {
     name: "key-file",
@@ -405,6 +412,10 @@ async function serve(flags: Record<string, string | undefined>): Promise<number>
   const metricsAddr = tcpFlag(flags, "metrics", "HTTP over TCP");
   const drainMs = num("drain-timeout")!;
   const wsAddr = tcpFlag(flags, "ws", "WebSocket over TCP");
+  const demoAddr = tcpFlag(flags, "demo", "HTTP over TCP");
+  if (demoAddr !== undefined && wsAddr === undefined) {
+    throw new UsageError("--demo needs --ws HOST:PORT too: the demo pages connect over WebSocket");
+  }
   const options: RelayOptions = {
     ...(flags.unix !== undefined
       ? { path: flags.unix }
@@ -441,13 +452,14 @@ async function serve(flags: Record<string, string | undefined>): Promise<number>
   await new Promise((r) => setTimeout(r, 0));
   const relay = await RelayServer.listen(options);
   let metrics: MetricsEndpoint | undefined;
-  if (metricsAddr !== undefined) {
-    try {
-      metrics = await serveMetrics(relay, metricsAddr);
-    } catch (e) {
-      await relay.close({ drainMs: 0 });
-      throw e;
-    }
+  let demo: DemoEndpoint | undefined;
+  try {
+    if (metricsAddr !== undefined) metrics = await serveMetrics(relay, metricsAddr);
+    if (demoAddr !== undefined) demo = await serveDemo(demoAddr, relay.websocketAddr!);
+  } catch (e) {
+    await metrics?.close();
+    await relay.close({ drainMs: 0 });
+    throw e;
   }
   const a = relay.addr;
   const where = a.kind === "tcp" ? `${a.hostname}:${a.port}` : `unix:${a.path}`;
@@ -459,6 +471,10 @@ async function serve(flags: Record<string, string | undefined>): Promise<number>
   const wsUrl = w === undefined
     ? undefined
     : `ws://${w.hostname.includes(":") ? `[${w.hostname}]` : w.hostname}:${w.port}/`;
+  const d = demo?.addr;
+  const demoUrl = d === undefined
+    ? undefined
+    : `http://${d.hostname.includes(":") ? `[${d.hostname}]` : d.hostname}:${d.port}/`;
   const json = flags.json !== undefined;
   if (json) {
     out(
@@ -467,12 +483,14 @@ async function serve(flags: Record<string, string | undefined>): Promise<number>
         addr: where,
         relayKey: relay.publicKeyHex,
         ...(wsUrl === undefined ? {} : { websocket: wsUrl }),
+        ...(demoUrl === undefined ? {} : { demo: demoUrl }),
         ...(metricsUrl === undefined ? {} : { metrics: metricsUrl }),
       }) + "\n",
     );
   } else {
     out(`hydra-relay listening on ${where}\nrelay key ${relay.publicKeyHex}\n`);
     if (wsUrl !== undefined) out(`websocket on ${wsUrl}\n`);
+    if (demoUrl !== undefined) out(`demo on ${demoUrl}\n`);
     if (metricsUrl !== undefined) out(`metrics on ${metricsUrl}\n`);
   }
   await stopped;
@@ -485,6 +503,7 @@ async function serve(flags: Record<string, string | undefined>): Promise<number>
   }
   await relay.close({ drainMs });
   await metrics?.close();
+  await demo?.close();
   out(
     json
       ? JSON.stringify({ event: "stopped", connections: open }) + "\n"

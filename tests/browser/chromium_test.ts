@@ -12,11 +12,13 @@ import { createServer, type Server } from "node:http";
 import process from "node:process";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { tmpdir } from "node:os";
 import { Consumer } from "../../src/client/consumer.ts";
+import { Producer } from "../../src/client/producer.ts";
 import { Session } from "../../src/protocol/session.ts";
 import { RelayServer } from "../../src/server/relay.ts";
 import { repoRoot } from "../_helpers.ts";
-import { runCli, selfRt } from "../cli/_run.ts";
+import { runCli, selfRt, serveCli } from "../cli/_run.ts";
 
 const CHROMIUM = process.env.HYDRA_CHROMIUM ?? "/usr/bin/chromium";
 const FLAGS = [
@@ -37,6 +39,9 @@ interface Page {
     event: "console" | "pageerror",
     f: (m: { text?: () => string; message?: string }) => void,
   ): void;
+  textContent(selector: string): Promise<string | null>;
+  screenshot(o: { path?: string; fullPage?: boolean }): Promise<Uint8Array>;
+  setViewportSize(s: { width: number; height: number }): Promise<void>;
 }
 interface Browser {
   newPage(): Promise<Page>;
@@ -151,8 +156,14 @@ if (selfRt() !== "node") {
       return page;
     }
 
-    test("a browser consumer receives what `hydra-relay pub` sends, byte-exact", async () => {
+    test("a browser consumer and a TCP consumer both receive what `hydra-relay pub` sends, byte-exact", async () => {
       const session = Session.generate();
+      const tcp = await Consumer.connect(relay.addr, session);
+      const tcpGot = (async () => {
+        const got: string[] = [];
+        for await (const m of tcp) got.push(new TextDecoder().decode(m));
+        return got;
+      })();
       const page = await open(
         `/consumer.html?relay=${relayWs}&token=${encodeURIComponent(session.token())}`,
       );
@@ -173,6 +184,62 @@ if (selfRt() !== "node") {
         new TextDecoder().decode(Uint8Array.from(hex.match(/../g) ?? [], (h) => parseInt(h, 16)))
       );
       assert.deepEqual(got, lines);
+      assert.deepEqual(await tcpGot, lines);
+    });
+
+    test("the demo (serve --ws --demo): the page charts a stream; screenshot checked", async () => {
+      const served = await serveCli("node", [
+        "--ws",
+        "127.0.0.1:0",
+        "--demo",
+        "127.0.0.1:0",
+        "--log-level",
+        "warn",
+      ]);
+      try {
+        const deadline = Date.now() + 10_000;
+        while (!/demo on (\S+)/.test(served.output()) && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        const demoUrl = /demo on (\S+)/.exec(served.output())?.[1];
+        assert.ok(demoUrl !== undefined, served.output());
+        const session = Session.generate();
+        const page = await browser.newPage();
+        await page.setViewportSize({ width: 1000, height: 800 });
+        await page.goto(`${demoUrl}#token=${encodeURIComponent(session.token())}`);
+        await page.waitForFunction(
+          "document.getElementById('status').textContent.startsWith('connected')",
+          undefined,
+          { timeout: 30_000 },
+        );
+        const producer = await Producer.connect(served.addr, session);
+        const values = Array.from({ length: 100 }, (_, i) => 50 + 40 * Math.sin(i / 8));
+        for (const v of values) await producer.broadcast(new TextEncoder().encode(v.toFixed(2)));
+        await producer.close();
+        await page.waitForFunction("document.body.dataset.done === '1'", undefined, {
+          timeout: 30_000,
+        });
+        const status = await page.textContent("#status");
+        assert.match(status ?? "", new RegExp(`^100 messages · last ${values.at(-1)!.toFixed(2)}`));
+        // The chart: the line's blue pixels are on the canvas, spread over its width.
+        const drawn = await page.evaluate<{ blue: number; columns: number }>(`(() => {
+          const c = document.getElementById("chart");
+          const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+          let blue = 0; const cols = new Set();
+          for (let i = 0; i < d.length; i += 4) {
+            if (d[i + 2] > 200 && d[i] < 80 && d[i + 3] > 0) { blue++; cols.add((i / 4) % c.width); }
+          }
+          return { blue, columns: cols.size };
+        })()`);
+        assert.ok(drawn.blue > 2000 && drawn.columns > 1400, JSON.stringify(drawn));
+        const shot = join(tmpdir(), `hydra-demo-${process.pid}.png`);
+        const png = await page.screenshot({ path: shot, fullPage: true });
+        assert.ok(png.length > 10_000, `screenshot of ${png.length} bytes`);
+        assert.deepEqual([...png.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+        console.log(`# demo screenshot: ${shot} (${png.length} bytes)`);
+      } finally {
+        await served.stop();
+      }
     });
 
     test("a browser producer reaches a Node consumer, byte-exact", async () => {

@@ -176,6 +176,40 @@ describe(`WebSocket transport on ${rt}`, () => {
     }
   });
 
+  test("serve --demo serves the pages, the bundle and where the relay takes WebSockets", async () => {
+    const misuse = await runCli(rt, ["serve", "--ephemeral", "--demo", "127.0.0.1:0"]);
+    assert.equal(misuse.code, 2);
+    assert.match(misuse.stderr, /--demo needs --ws HOST:PORT too/);
+    const relay = await serveCli(rt, [
+      "--ws",
+      "127.0.0.1:0",
+      "--demo",
+      "127.0.0.1:0",
+      "--log-level",
+      "warn",
+    ]);
+    try {
+      const deadline = Date.now() + 10_000;
+      while (!/demo on \S+/.test(relay.output()) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const demo = /demo on (\S+)/.exec(relay.output())?.[1];
+      const ws = /websocket on ws:\/\/(\S+)\//.exec(relay.output())?.[1];
+      assert.ok(demo !== undefined && ws !== undefined, relay.output());
+      const page = await fetch(demo);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /hydra relay · live stream/);
+      assert.match(await (await fetch(`${demo}producer.html`)).text(), /hydra relay · producer/);
+      assert.deepEqual(await (await fetch(`${demo}demo.json`)).json(), { websocket: ws });
+      const js = await fetch(`${demo}hydra-relay.browser.js`);
+      assert.equal(js.headers.get("content-type"), "text/javascript; charset=utf-8");
+      assert.ok((await js.text()).length > 50_000);
+      assert.equal((await fetch(`${demo}nope`)).status, 404);
+    } finally {
+      assert.ok(cleanStop(await relay.stop()));
+    }
+  });
+
   test("a WebSocket address in use is refused with addr-in-use; the TCP listener is released", async () => {
     const first = await relayWithWs();
     try {
