@@ -25,7 +25,9 @@ let relay = await RelayServer.listen({ port: 0, staticKey });
 const addr = relay.addr;
 const session = Session.generate();
 
-const consumer = await Consumer.connect(addr, session, { codec: textCodec });
+// policy block: after the relay restarts, the producer's resend arrives as one burst; under the
+// default policy (disconnect) a consumer still catching up could be cut as too slow.
+const consumer = await Consumer.connect(addr, session, { codec: textCodec, policy: "block" });
 // replayFrames: frames the relay already acknowledged are kept too, so a consumer that was
 // behind when the relay restarted can still be served from the producer's resend.
 const producer = await Producer.connect(addr, session, { codec: textCodec, replayFrames: 1024 });

@@ -11,15 +11,11 @@ import { createServer } from "node:http";
 import { fileURLToPath } from "node:url";
 import { RelayError } from "../errors.ts";
 import type { TcpAddr } from "../transport/types.ts";
+import { type HttpEndpoint, listenHttp } from "./_http.ts";
 import { CONSUMER_PAGE, PRODUCER_PAGE } from "./demo_pages.ts";
 
-/** A running demo server. */
-export interface DemoEndpoint {
-  /** The bound address. */
-  readonly addr: TcpAddr;
-  /** Stops it. */
-  close(): Promise<void>;
-}
+/** A running endpoint. */
+export type DemoEndpoint = HttpEndpoint;
 
 /** Where the browser bundle is: beside this module in the npm package, or npm/ in a checkout. */
 function findBundle(): Uint8Array {
@@ -68,29 +64,5 @@ export async function serveDemo(addr: TcpAddr, websocket: TcpAddr): Promise<Demo
       res.end(req.method === "HEAD" ? undefined : file[1]);
     }
   });
-  server.headersTimeout = 5000;
-  server.requestTimeout = 10_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (e: Error & { code?: string }) =>
-      reject(
-        new RelayError(
-          e.code === "EADDRINUSE" ? "addr-in-use" : "connect-failed",
-          `demo: cannot listen on ${addr.hostname}:${addr.port} (${e.code ?? e.message})`,
-        ),
-      ));
-    server.listen(addr.port, addr.hostname, () => resolve());
-  });
-  const bound = server.address();
-  return {
-    addr: {
-      kind: "tcp",
-      hostname: addr.hostname,
-      port: typeof bound === "object" && bound !== null ? bound.port : addr.port,
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections?.();
-      }),
-  };
+  return await listenHttp(server, addr, "demo");
 }

@@ -7,18 +7,13 @@
 
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import process from "node:process";
-import { RelayError } from "../errors.ts";
 import { formatMetrics, METRICS_CONTENT_TYPE } from "../server/metrics.ts";
 import type { RelayServer } from "../server/relay.ts";
 import type { TcpAddr } from "../transport/types.ts";
+import { type HttpEndpoint, listenHttp } from "./_http.ts";
 
-/** A running metrics endpoint. */
-export interface MetricsEndpoint {
-  /** The bound address (the real port when 0 was asked for). */
-  readonly addr: TcpAddr;
-  /** Stops listening and closes open scrapes. */
-  close(): Promise<void>;
-}
+/** A running endpoint. */
+export type MetricsEndpoint = HttpEndpoint;
 
 const startTimeSeconds = Math.round(Date.now() / 1000 - process.uptime());
 
@@ -55,30 +50,7 @@ export async function serveMetrics(relay: RelayServer, addr: TcpAddr): Promise<M
         return reply(res, req, 404, "text/plain", "not found: try /metrics, /healthz or /readyz\n");
     }
   });
-  // Scrapes are small and quick; bound what a slow or idle client can hold.
-  server.headersTimeout = 5000;
-  server.requestTimeout = 10_000;
-  server.keepAliveTimeout = 5000;
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (e: Error & { code?: string }) =>
-      reject(
-        new RelayError(
-          e.code === "EADDRINUSE" ? "addr-in-use" : "connect-failed",
-          `metrics: cannot listen on ${addr.hostname}:${addr.port} (${e.code ?? e.message})`,
-        ),
-      ));
-    server.listen(addr.port, addr.hostname, () => resolve());
-  });
-  const bound = server.address();
-  const port = typeof bound === "object" && bound !== null ? bound.port : addr.port;
-  return {
-    addr: { kind: "tcp", hostname: addr.hostname, port },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections?.();
-      }),
-  };
+  return await listenHttp(server, addr, "metrics");
 }
 
 function reply(

@@ -18,7 +18,7 @@ import { Producer } from "../../src/client/producer.ts";
 import { Session } from "../../src/protocol/session.ts";
 import { RelayServer } from "../../src/server/relay.ts";
 import { repoRoot } from "../_helpers.ts";
-import { runCli, selfRt, serveCli } from "../cli/_run.ts";
+import { runCli, selfRt, serveCli, waitForOutput } from "../cli/_run.ts";
 
 const CHROMIUM = process.env.HYDRA_CHROMIUM ?? "/usr/bin/chromium";
 const FLAGS = [
@@ -197,12 +197,7 @@ if (selfRt() !== "node") {
         "warn",
       ]);
       try {
-        const deadline = Date.now() + 10_000;
-        while (!/demo on (\S+)/.test(served.output()) && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 20));
-        }
-        const demoUrl = /demo on (\S+)/.exec(served.output())?.[1];
-        assert.ok(demoUrl !== undefined, served.output());
+        const demoUrl = (await waitForOutput(served, /demo on (\S+)/))[1]!;
         const session = Session.generate();
         const page = await browser.newPage();
         await page.setViewportSize({ width: 1000, height: 800 });

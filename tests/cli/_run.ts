@@ -184,6 +184,21 @@ export async function serveCli(
 }
 
 /**
+ * Waits until a running `serve` printed a line matching `re` (e.g. `/demo on (\S+)/`).
+ * @returns The match.
+ * @throws after 10 s, with what it printed.
+ */
+export async function waitForOutput(served: Served, re: RegExp): Promise<RegExpExecArray> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const m = re.exec(served.output());
+    if (m !== null) return m;
+    if (Date.now() > deadline) throw new Error(`serve never printed ${re}: ${served.output()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
  * Resident set size of a process in KiB (Linux `/proc`), or `undefined` where unavailable.
  */
 export function rssKiB(pid: number | undefined): number | undefined {

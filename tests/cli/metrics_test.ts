@@ -17,7 +17,7 @@ import { METRICS_CONTENT_TYPE } from "../../src/server/metrics.ts";
 import { RelayServer } from "../../src/server/relay.ts";
 import { defaultTransport } from "../../src/transport/default.ts";
 import { parseAddr } from "../../src/transport/addr.ts";
-import { cleanStop, runCli, selfRt, serveCli } from "./_run.ts";
+import { cleanStop, runCli, selfRt, serveCli, waitForOutput } from "./_run.ts";
 
 const rt = selfRt();
 const promtool = spawnSync("promtool", ["--version"]).status === 0;
@@ -167,8 +167,7 @@ describe(`metrics and health on ${rt}`, () => {
 
   test("serve --metrics: scraped over HTTP; SIGTERM drains clients, who reconnect, and exits 0", async () => {
     const relay = await serveCli(rt, ["--metrics", "127.0.0.1:0", "--drain-timeout", "3000"]);
-    await until("the metrics banner", () => /metrics on http:\/\/\S+/.test(relay.output()));
-    const url = /metrics on (http:\/\/\S+)/.exec(relay.output())![1]!;
+    const url = (await waitForOutput(relay, /metrics on (http:\/\/\S+)/))[1]!;
     const session = Session.generate();
     const consumer = await Consumer.connect(relay.addr, session, {
       reconnect: { initialDelayMs: 50, maxDelayMs: 200 },

@@ -15,7 +15,7 @@ import { Session } from "../../src/protocol/session.ts";
 import { RelayServer } from "../../src/server/relay.ts";
 import type { Addr } from "../../src/transport/types.ts";
 import { type WebSocketConstructor, websocketTransport } from "../../src/transport/websocket.ts";
-import { cleanStop, runCli, selfRt, serveCli } from "../cli/_run.ts";
+import { cleanStop, runCli, selfRt, serveCli, waitForOutput } from "../cli/_run.ts";
 import { payloadPool, sameBytes } from "./_fixtures.ts";
 
 const rt = selfRt();
@@ -152,12 +152,7 @@ describe(`WebSocket transport on ${rt}`, () => {
   test("serve --ws: a WebSocket consumer gets what `hydra-relay pub` sends", async () => {
     const relay = await serveCli(rt, ["--ws", "127.0.0.1:0", "--log-level", "warn"]);
     try {
-      const deadline = Date.now() + 10_000;
-      while (!/websocket on ws:\/\/\S+/.test(relay.output()) && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      const url = /websocket on ws:\/\/([\d.]+):(\d+)\//.exec(relay.output());
-      assert.ok(url !== null, relay.output());
+      const url = await waitForOutput(relay, /websocket on ws:\/\/([\d.]+):(\d+)\//);
       const session = Session.generate();
       const consumer = await Consumer.connect(
         { kind: "tcp", hostname: url[1]!, port: Number(url[2]) },
@@ -189,13 +184,8 @@ describe(`WebSocket transport on ${rt}`, () => {
       "warn",
     ]);
     try {
-      const deadline = Date.now() + 10_000;
-      while (!/demo on \S+/.test(relay.output()) && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      const demo = /demo on (\S+)/.exec(relay.output())?.[1];
-      const ws = /websocket on ws:\/\/(\S+)\//.exec(relay.output())?.[1];
-      assert.ok(demo !== undefined && ws !== undefined, relay.output());
+      const demo = (await waitForOutput(relay, /demo on (\S+)/))[1]!;
+      const ws = (await waitForOutput(relay, /websocket on ws:\/\/(\S+)\//))[1]!;
       const page = await fetch(demo);
       assert.equal(page.status, 200);
       assert.match(await page.text(), /hydra relay · live stream/);
