@@ -162,25 +162,27 @@ let natsDir: string | undefined;
 async function startServer(kind: string, runtime: string, ...extra: string[]): Promise<Server> {
   if (kind === "nats") {
     natsDir ??= mkdtempSync(join(tmpdir(), "hydra-bench-nats-"));
-    const port = 20000 + Math.floor(Math.random() * 20000);
     const conf = join(natsDir, "nats.conf");
     // Payloads up to 1 MiB need a larger max_payload; a larger max_pending keeps nats-server
     // from cutting consumers as slow while the producer outruns them (it has no backpressure).
     writeFileSync(
       conf,
-      `listen: 127.0.0.1:${port}\nmax_payload: 8MB\nmax_pending: 1GB\nwrite_deadline: "60s"\n`,
+      // Port -1: nats-server picks a free one and logs it. (A random pick of ours could land in
+      // the ephemeral range, where the scale runs' thousands of client sockets live.)
+      `listen: 127.0.0.1:-1\nmax_payload: 8MB\nmax_pending: 1GB\nwrite_deadline: "60s"\n`,
     );
     const p = start([natsBin!, "-c", conf]);
     const child = p.child;
-    // nats-server logs "Server is ready" on stderr.
-    await new Promise<void>((resolve, reject) => {
+    // nats-server logs its port and then "Server is ready" on stderr.
+    const port = await new Promise<number>((resolve, reject) => {
       let log = "";
       const t = setTimeout(() => reject(new Error(`nats-server did not start: ${log}`)), 10_000);
       child.stderr!.on("data", (b: Uint8Array) => {
         log += new TextDecoder().decode(b);
-        if (log.includes("Server is ready")) {
+        const m = /Listening for client connections on [^\s]+:(\d+)/.exec(log);
+        if (m !== null && log.includes("Server is ready")) {
           clearTimeout(t);
-          resolve();
+          resolve(Number(m[1]));
         }
       });
     });
