@@ -22,7 +22,7 @@ export type { ConsumerEvents, ConsumerOptions, StreamInfo } from "./client/consu
 export { Producer } from "./client/producer.ts";
 export type { ProducerEvents, ProducerOptions } from "./client/producer.ts";
 export { RelayConnection } from "./client/connection.ts";
-export type { ConnectOptions, Subscriber } from "./client/connection.ts";
+export type { ConnectOptions, RelayAddrs, Subscriber } from "./client/connection.ts";
 export type { EventHandler } from "./client/_emitter.ts";
 export type { ReconnectEvents, ReconnectOptions } from "./client/_reconnect.ts";
 export { bytesCodec, jsonCodec, textCodec } from "./client/codec.ts";

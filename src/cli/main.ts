@@ -56,6 +56,26 @@ const SERVE_FLAGS: FlagSpec[] = [
     help: "also accept WebSocket clients (browsers) there",
   },
   {
+    name: "cluster",
+    env: "HYDRA_CLUSTER",
+    value: "URL",
+    help: "join a cluster of relays over NATS (nats://host:4222, comma-separated for several)",
+  },
+  {
+    name: "cluster-prefix",
+    env: "HYDRA_CLUSTER_PREFIX",
+    default: "hydra",
+    value: "NAME",
+    help: "NATS subject prefix and bucket stem shared by the cluster",
+  },
+  {
+    name: "slot-ttl",
+    env: "HYDRA_SLOT_TTL",
+    default: "5000",
+    value: "MS",
+    help: "a dead relay's producer slot expires after this (cluster mode)",
+  },
+  {
     name: "demo",
     env: "HYDRA_DEMO",
     value: "HOST:PORT",
@@ -162,7 +182,7 @@ const CLIENT_FLAGS: FlagSpec[] = [
     env: "HYDRA_RELAY",
     default: `127.0.0.1:${DEFAULT_PORT}`,
     value: "ADDR",
-    help: "relay address, host:port or unix:/path",
+    help: "relay address, host:port or unix:/path; several relays of a cluster: a,b,c",
   },
   {
     name: "token",
@@ -379,7 +399,9 @@ function hint(e: Error): string {
   if (!(e instanceof RelayError)) return "";
   switch (e.code) {
     case "connect-failed":
-      return " — is a relay running there? (start one with: hydra-relay serve)";
+      return e.message.includes("NATS")
+        ? " — check --cluster (nats-server must run with -js)"
+        : " — is a relay running there? (start one with: hydra-relay serve)";
     case "addr-in-use":
       return " — pick another address, or stop the process using it";
     case "relay-key-mismatch":
@@ -423,6 +445,13 @@ async function serve(flags: Record<string, string | undefined>): Promise<number>
     ...(flags.ephemeral === undefined ? { keyFile: flags["key-file"]! } : {}),
     policy,
     ...(wsAddr === undefined ? {} : { websocket: wsAddr }),
+    ...(flags.cluster === undefined ? {} : {
+      cluster: {
+        servers: flags.cluster.split(",").map((u) => u.trim()),
+        prefix: flags["cluster-prefix"]!,
+        slotTtlMs: num("slot-ttl")!,
+      },
+    }),
     logLevel: level,
     logSink: sink,
     ...defined({
@@ -536,7 +565,8 @@ function clientSetup(flags: Record<string, string | undefined>) {
   }
   let addr;
   try {
-    addr = parseAddr(flags.relay!, DEFAULT_PORT);
+    const list = flags.relay!.split(",").map((a) => parseAddr(a, DEFAULT_PORT));
+    addr = list.length === 1 ? list[0]! : list;
   } catch (e) {
     throw new UsageError((e as Error).message);
   }

@@ -23,12 +23,13 @@ import { DataFlag, decodeBatch, openData, parseDataHeader } from "../protocol/da
 import type { Frame } from "../protocol/framer.ts";
 import { Role } from "../protocol/join.ts";
 import type { Session, SessionKeys } from "../protocol/session.ts";
-import type { Addr } from "../transport/types.ts";
 import type { Codec } from "./codec.ts";
 import {
   type ConnectOptions,
   type Home,
+  homeOf,
   reconnectHome,
+  type RelayAddrs,
   type RelayConnection,
   type Subscriber,
   withOwnConnection,
@@ -174,7 +175,8 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
    * Connects to a relay on a connection of its own and joins the session. If no producer
    * is there yet, the consumer waits (up to the relay's wait-for-producer timeout) and
    * receives the stream from its start.
-   * @param addr Relay address.
+   * @param addr Relay address, or the addresses of several relays of a cluster (tried in
+   *   turn, now and when reconnecting).
    * @param session The session.
    * @param options Connection and consumer options.
    * @returns The consumer.
@@ -182,11 +184,11 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
    *   {@link RelayConnection.connect} for connection errors.
    */
   static async connect<T = Uint8Array>(
-    addr: Addr | string,
+    addr: RelayAddrs,
     session: Session,
     options: ConsumerOptions<T> = {},
   ): Promise<Consumer<T>> {
-    const home = { addr, options };
+    const home = homeOf(addr, options);
     return withOwnConnection(home, (conn) => Consumer.open(conn, session, options, home));
   }
 

@@ -15,12 +15,13 @@ import { TAG_LENGTH } from "../crypto/types.ts";
 import { Role } from "../protocol/join.ts";
 import type { Session, SessionKeys } from "../protocol/session.ts";
 import { EPOCH_LENGTH } from "../protocol/session.ts";
-import type { Addr } from "../transport/types.ts";
 import type { Codec } from "./codec.ts";
 import {
   type ConnectOptions,
   type Home,
+  homeOf,
   reconnectHome,
+  type RelayAddrs,
   type RelayConnection,
   type Subscriber,
   withOwnConnection,
@@ -154,7 +155,8 @@ export class Producer<T = Uint8Array> {
 
   /**
    * Connects to a relay on a connection of its own and starts a stream.
-   * @param addr Relay address.
+   * @param addr Relay address, or the addresses of several relays of a cluster (tried in
+   *   turn, now and when reconnecting).
    * @param session The session (its key never leaves this process).
    * @param options Connection and producer options.
    * @returns The producer.
@@ -162,11 +164,11 @@ export class Producer<T = Uint8Array> {
    *   {@link RelayConnection.connect} for connection errors.
    */
   static async connect<T = Uint8Array>(
-    addr: Addr | string,
+    addr: RelayAddrs,
     session: Session,
     options: ProducerOptions<T> = {},
   ): Promise<Producer<T>> {
-    const home = { addr, options };
+    const home = homeOf(addr, options);
     return withOwnConnection(home, (conn) => Producer.open(conn, session, options, home));
   }
 

@@ -58,6 +58,11 @@ export interface RelayContext {
   readonly now: () => number;
   /** Test hook simulating a malicious relay (`_tamper.ts`); undefined in production. */
   readonly tamper?: Tamper | undefined;
+  /**
+   * Claims the session's producer slot beyond this relay (cluster mode) before a local
+   * producer joins: resolves to the refusal, or nothing when the producer may join.
+   */
+  readonly claim?: ((session: RelaySession) => Promise<RelayError | undefined>) | undefined;
 }
 
 /** Relay-wide counters a connection updates. */
@@ -557,6 +562,12 @@ export class ServerConnection implements SubscriberConn {
     const session = this.#ctx.session(m.routeId, tag);
     if (session instanceof RelayError) return refuse(session.code, session.message);
     if (m.role === Role.Producer) {
+      if (session.localProducer) {
+        return refuse("producer-exists", "this session already has a producer");
+      }
+      const denied = await this.#ctx.claim?.(session);
+      if (denied !== undefined) return refuse(denied.code, denied.message);
+      if (this.#closing || this.#closed) return;
       try {
         session.setProducer(this);
       } catch (e) {

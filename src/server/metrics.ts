@@ -169,6 +169,57 @@ export function formatMetrics(stats: RelayStats, figures: ProcessFigures = {}): 
       stats.ringBudgetBytes,
     );
   }
+  const cl = stats.cluster;
+  if (cl !== undefined) {
+    one(
+      "hydra_cluster_connected",
+      "gauge",
+      "1 while connected to NATS, else 0.",
+      cl.connected ? 1 : 0,
+    );
+    one(
+      "hydra_cluster_slots",
+      "gauge",
+      "Producer slots this relay holds in the cluster.",
+      cl.slots,
+    );
+    one(
+      "hydra_cluster_published_total",
+      "counter",
+      "Messages published to the cluster (frame runs, stream starts, departures, beats).",
+      cl.published,
+    );
+    one(
+      "hydra_cluster_unpublished_total",
+      "counter",
+      "Messages not published: NATS unreachable, or a frame over its max payload.",
+      cl.unpublished,
+    );
+    one(
+      "hydra_cluster_received_total",
+      "counter",
+      "Messages received from the cluster for mirrored sessions.",
+      cl.received,
+    );
+    one(
+      "hydra_cluster_rejected_total",
+      "counter",
+      "Messages from the cluster that were malformed or failed the signature check.",
+      cl.rejected,
+    );
+    one(
+      "hydra_cluster_slot_conflicts_total",
+      "counter",
+      "Producer joins refused (or slots lost) because another relay holds the slot.",
+      cl.slotConflicts,
+    );
+    one(
+      "hydra_cluster_gaps_total",
+      "counter",
+      "Gaps in mirrored streams: frames that never arrived from the cluster.",
+      cl.gaps,
+    );
+  }
   if (figures.residentBytes !== undefined) {
     one(
       "process_resident_memory_bytes",

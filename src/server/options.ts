@@ -9,6 +9,7 @@ import type { PolicyName } from "../protocol/control.ts";
 import { Policy } from "../protocol/control.ts";
 import type { Addr, Transport } from "../transport/types.ts";
 import type { LogLevel, LogSink } from "./log.ts";
+import type { ClusterOptions } from "./cluster.ts";
 
 /** Everything {@link RelayServer.listen} accepts; every field is optional. */
 export interface RelayOptions {
@@ -28,6 +29,12 @@ export interface RelayOptions {
    * {@link RelayServer.websocketAddr} has the real one.
    */
   readonly websocket?: { readonly hostname?: string; readonly port: number };
+  /**
+   * Join a cluster of relays federated over NATS (docs/SCALING.md): sessions fan out across
+   * every relay of the cluster and a session has one producer cluster-wide. Needs a NATS
+   * server with JetStream; loads the `nats` package.
+   */
+  readonly cluster?: ClusterOptions;
   /** Crypto adapter. Default: `nativeCrypto()`. */
   readonly crypto?: CryptoProvider;
   /** Open connections at most (handshaking ones included). Default 10,000. */

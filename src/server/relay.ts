@@ -19,6 +19,7 @@ import { DEFAULT_PORT, type RelayLimits, type RelayOptions, resolveLimits } from
 import { RelaySession, type SessionCounters } from "./session.ts";
 import { TAMPER, type Tamper } from "./_tamper.ts";
 import type { MemoryAccount } from "./ring.ts";
+import type { Cluster, ClusterStats } from "./cluster.ts";
 
 /** A snapshot of the relay's counters. */
 export interface RelayStats {
@@ -71,6 +72,8 @@ export interface RelayStats {
   readonly uptimeSeconds: number;
   /** The relay is shutting down: it accepts nothing new and drains what is queued. */
   readonly draining: boolean;
+  /** Cluster counters, when the relay is part of a cluster (`cluster` option). */
+  readonly cluster?: ClusterStats;
 }
 
 /**
@@ -99,6 +102,7 @@ export class RelayServer {
   readonly #key: KeyPair;
   readonly #log: Logger;
   readonly #tamper: Tamper | undefined;
+  readonly #cluster: Cluster | undefined;
   readonly #memory: MemoryAccount;
   readonly #sessions = new Map<string, RelaySession>();
   readonly #conns = new Set<ServerConnection>();
@@ -132,6 +136,7 @@ export class RelayServer {
     log: Logger,
     tamper: Tamper | undefined,
     websocket: Listener | undefined,
+    cluster: Cluster | undefined,
   ) {
     this.addr = listener.addr;
     this.publicKey = key.publicKey;
@@ -142,6 +147,7 @@ export class RelayServer {
     this.#key = key;
     this.#log = log;
     this.#tamper = tamper;
+    this.#cluster = cluster;
     this.#memory = { used: 0, budget: limits.memoryBudgetBytes };
     this.#sweepMs = sweepInterval(limits);
     this.#sweep = setInterval(() => this.#sweepOnce(), this.#sweepMs);
@@ -170,7 +176,18 @@ export class RelayServer {
         hostname: options.hostname ?? "127.0.0.1",
         port: options.port ?? DEFAULT_PORT,
       });
-    const listener = await transport.listen(addr);
+    let cluster: Cluster | undefined;
+    if (options.cluster !== undefined) {
+      const { Cluster } = await import("./cluster.ts");
+      cluster = await Cluster.join(options.cluster, crypto, log);
+    }
+    let listener: Listener;
+    try {
+      listener = await transport.listen(addr);
+    } catch (e) {
+      await cluster?.close();
+      throw e;
+    }
     let websocket: Listener | undefined;
     if (options.websocket !== undefined) {
       try {
@@ -181,11 +198,12 @@ export class RelayServer {
         }, { maxMessageBytes: Math.max(1 << 20, limits.maxFrameBytes + 64) });
       } catch (e) {
         await listener.close();
+        await cluster?.close();
         throw e;
       }
     }
     const tamper = (options as { [TAMPER]?: Tamper })[TAMPER];
-    const relay = new RelayServer(listener, crypto, key, limits, log, tamper, websocket);
+    const relay = new RelayServer(listener, crypto, key, limits, log, tamper, websocket, cluster);
     log.info("relay.listen", {
       addr: formatListen(listener.addr),
       transport: transport.name,
@@ -193,6 +211,7 @@ export class RelayServer {
       key: toHex(key.publicKey),
       policy: limits.policy,
       ...(websocket === undefined ? {} : { websocket: formatListen(websocket.addr) }),
+      ...(cluster === undefined ? {} : { cluster: cluster.id }),
     });
     return relay;
   }
@@ -211,7 +230,7 @@ export class RelayServer {
     const roles: Record<ConnRole, number> = { handshake: 0, producer: 0, consumer: 0, unjoined: 0 };
     for (const c of this.#conns) roles[c.role]++;
     for (const s of this.#sessions.values()) {
-      if (s.producer !== undefined) producers++;
+      if (s.localProducer) producers++;
       consumers += s.consumers.size;
       ringFrames += s.ringFrames;
       ringBytes += s.ringBytes;
@@ -241,6 +260,7 @@ export class RelayServer {
       closesByReason: Object.fromEntries(c.closesBy),
       uptimeSeconds: (Date.now() - this.#started) / 1000,
       draining: this.#closing !== undefined,
+      ...(this.#cluster === undefined ? {} : { cluster: this.#cluster.stats(c.mirrorGaps ?? 0) }),
     };
   }
 
@@ -259,6 +279,7 @@ export class RelayServer {
         c.shutdown(new RelayError("going-away", "relay shutting down"), drainMs);
       }
       await Promise.all([...this.#conns].map((c) => c.done));
+      await this.#cluster?.close();
       for (const s of this.#sessions.values()) s.close();
       this.#sessions.clear();
       this.#log.info("relay.closed", {});
@@ -287,6 +308,7 @@ export class RelayServer {
         now: Date.now,
         session: (routeId, tag) => this.#session(routeId, tag),
         tamper: this.#tamper,
+        claim: this.#cluster === undefined ? undefined : (s) => this.#cluster!.claim(s),
       }, refuse);
       this.#conns.add(rc);
       rc.done.then(() => this.#conns.delete(rc));
@@ -308,11 +330,14 @@ export class RelayServer {
       log: this.#log,
       counters: this.#counters,
       memory: this.#memory,
+      ...(this.#cluster === undefined ? {} : { observer: this.#cluster }),
       onIdle: (s) => {
         if (this.#sessions.get(key) === s) this.#sessions.delete(key);
+        this.#cluster?.detach(s);
       },
     });
     this.#sessions.set(key, session);
+    this.#cluster?.attach(session);
     return session;
   }
 

@@ -29,6 +29,21 @@ export interface SubscriberConn {
   wake(): void;
 }
 
+/**
+ * The producer slot's holder when the session's producer is on another relay of a cluster
+ * (src/server/cluster.ts): this relay mirrors a stream it receives over NATS.
+ */
+export const REMOTE_ORIGIN: SubscriberConn = { id: 0, wake() {} };
+
+/** Where the session's current stream comes from. */
+export type Origin = "none" | "local" | "remote";
+
+/** Told when the producer slot changes hands (a cluster claims and releases slots). */
+export interface SessionObserver {
+  /** A producer joined or left, or its grace period ran out. */
+  producerChanged(session: RelaySession): void;
+}
+
 /** A consumer: a cursor into the session's ring. */
 export interface ConsumerSub {
   readonly conn: SubscriberConn;
@@ -58,12 +73,16 @@ export type Outgoing =
 export interface SessionCounters {
   lagged: number;
   slowDisconnects: number;
+  /** Gaps in mirrored streams: frames that never arrived from the cluster. */
+  mirrorGaps?: number;
 }
 
 interface Stream {
   readonly id: number;
   readonly start: StreamStart;
   ended: boolean;
+  /** Started by a cluster peer (mirrored here). */
+  readonly remote: boolean;
 }
 
 /** The relay-wide context a session reports to. */
@@ -75,6 +94,8 @@ export interface SessionContext {
   readonly onIdle: (session: RelaySession) => void;
   /** The relay-wide ring memory account (default: unbounded, for standalone use). */
   readonly memory?: MemoryAccount;
+  /** Told about producer slot changes (cluster mode). */
+  readonly observer?: SessionObserver;
 }
 
 const STRICTNESS: Record<PolicyName, number> = { drop: 0, disconnect: 1, block: 2 };
@@ -105,6 +126,11 @@ export class RelaySession {
   producer: SubscriberConn | undefined;
   /** Joined consumers. */
   readonly consumers: Set<ConsumerSub> = new Set();
+  /** Where the current (or last) stream came from: a local producer or a cluster peer. */
+  origin: Origin = "none";
+  /** Readers of the ring that are not consumers (a cluster's uplink): not counted, never
+   * blocking, never keeping the session alive. */
+  readonly #uplinks = new Set<ConsumerSub>();
   readonly #ring: Ring;
   readonly #ctx: SessionContext;
   #stream: Stream | undefined;
@@ -153,6 +179,16 @@ export class RelaySession {
   /** The seq the producer must send next. */
   get nextSeq(): bigint {
     return this.#nextSeq;
+  }
+
+  /** A producer on this relay holds the slot. */
+  get localProducer(): boolean {
+    return this.producer !== undefined && this.producer !== REMOTE_ORIGIN;
+  }
+
+  /** The stream lost its producer and waits for it to come back (the grace period). */
+  get inGrace(): boolean {
+    return this.#graceTimer !== undefined;
   }
 
   /** The current stream's start, if a stream is live or in its grace period. */
@@ -244,6 +280,33 @@ export class RelaySession {
     }
     this.#checkWait();
     this.#maybeIdle();
+  }
+
+  /**
+   * Adds a reader of the ring that is not a consumer (the cluster's uplink): it starts at
+   * the live head, follows the current stream, is skipped ahead rather than blocking, and
+   * neither counts as a consumer nor keeps the session alive. Read it with {@link take}.
+   */
+  addUplink(conn: SubscriberConn): ConsumerSub {
+    const s = this.#stream;
+    const sub: ConsumerSub = {
+      conn,
+      session: this,
+      policy: "drop",
+      cursor: this.#ring.end,
+      nextSeq: this.#nextSeq,
+      stream: s !== undefined && !s.ended ? s.id : 0,
+      skipBelow: 0n,
+      done: false,
+    };
+    this.#uplinks.add(sub);
+    return sub;
+  }
+
+  /** Removes an uplink. */
+  removeUplink(sub: ConsumerSub): void {
+    sub.done = true;
+    this.#uplinks.delete(sub);
   }
 
   /**
@@ -371,12 +434,15 @@ export class RelaySession {
    * @throws {RelayError} `producer-exists` when taken.
    */
   setProducer(conn: SubscriberConn): void {
-    if (this.producer !== undefined) {
+    // A remote origin gives way: in a cluster the caller claimed the slot cluster-wide first.
+    if (this.producer !== undefined && this.producer !== REMOTE_ORIGIN) {
       throw new RelayError("producer-exists", "this session already has a producer");
     }
     this.producer = conn;
+    this.origin = "local";
     this.#inUse();
     this.#checkWait();
+    this.#ctx.observer?.producerChanged(this);
   }
 
   /**
@@ -388,12 +454,14 @@ export class RelaySession {
     const s = this.#stream;
     if (s !== undefined && equals(s.start.epoch, start.epoch)) {
       // The same producer stream resuming after a reconnect (within the grace period).
-      if (s.ended || start.firstSeq > this.#nextSeq) {
+      if (s.ended || (start.firstSeq > this.#nextSeq && !s.remote)) {
         throw new RelayError(
           "protocol-error",
           "this stream cannot resume here (its grace period is over): start a new producer",
         );
       }
+      // A producer taking over a stream this relay mirrored: what never arrived is a gap.
+      if (start.firstSeq > this.#nextSeq) this.#gap(s, start.firstSeq);
       this.#resumeFloor = this.#nextSeq;
       this.#clearGrace();
       this.#ctx.log.info("stream.resume", { route: this.name, seq: this.#nextSeq });
@@ -401,6 +469,11 @@ export class RelaySession {
     }
     // A stream unknown here normally starts at 0; a later first seq is a producer resuming
     // its stream on a relay that restarted (consumers see firstSeq and check continuity).
+    this.#newStream(start);
+  }
+
+  #newStream(start: StreamStart): void {
+    const s = this.#stream;
     if (s !== undefined && !s.ended) {
       // The previous stream was cut (its producer vanished and a new one started).
       this.#push({
@@ -410,15 +483,107 @@ export class RelaySession {
     }
     this.#clearGrace();
     const id = ++this.#streams;
-    this.#stream = { id, start: { ...start, tag: this.tag }, ended: false };
+    this.#stream = {
+      id,
+      start: { ...start, tag: this.tag },
+      ended: false,
+      remote: this.origin === "remote",
+    };
     this.#nextSeq = start.firstSeq;
     this.#resumeFloor = start.firstSeq;
     this.#push({
       stream: id,
       message: { kind: ControlKind.StreamStart, ...start, tag: this.tag },
     });
-    this.#ctx.log.info("stream.start", { route: this.name, stream: id });
+    this.#ctx.log.info("stream.start", { route: this.name, stream: id, origin: this.origin });
     this.#checkWait();
+  }
+
+  // ---- cluster mirror: a stream whose producer is on another relay ----------------------
+
+  /**
+   * A stream announced by the relay holding the producer (its signature verified by the
+   * caller). `start.firstSeq` is the first frame this relay will receive. The same epoch as
+   * the current stream continues it: frames in between that never arrived become a LAGGED
+   * gap. Ignored while a local producer holds the slot.
+   * @returns Whether it was taken.
+   */
+  mirrorStart(start: StreamStart): boolean {
+    if (this.localProducer) return false;
+    this.origin = "remote";
+    this.producer = REMOTE_ORIGIN;
+    const s = this.#stream;
+    if (s !== undefined && !s.ended && equals(s.start.epoch, start.epoch)) {
+      this.#clearGrace();
+      if (start.firstSeq > this.#nextSeq) this.#gap(s, start.firstSeq);
+    } else {
+      this.#newStream(start);
+    }
+    this.#checkWait();
+    return true;
+  }
+
+  /**
+   * A data frame of a mirrored stream, as the origin relay received it. Never waits: the
+   * ring evicts whatever it must (consumers it overtakes get LAGGED, or are disconnected under
+   * policy `disconnect`), and a frame that did not arrive becomes a LAGGED gap.
+   * @returns Whether it was appended (not: no mirrored stream, or a duplicate).
+   */
+  mirrorData(bytes: Uint8Array, seq: bigint, flags: number): boolean {
+    const s = this.#stream;
+    if (this.origin !== "remote" || this.localProducer || s === undefined || s.ended) {
+      return false;
+    }
+    if (seq < this.#nextSeq) return false;
+    if (seq > this.#nextSeq) this.#gap(s, seq);
+    if (this.producer === undefined) {
+      // Frames again after the origin went quiet (or its producer moved to another relay).
+      this.producer = REMOTE_ORIGIN;
+      this.#clearGrace();
+    }
+    const ring = this.#ring;
+    const { ringFrames, ringBytes } = this.#ctx.limits;
+    const size = bytes.length;
+    while (
+      ring.size >= ringFrames ||
+      (ring.size > 0 && (ring.bytes + size > ringBytes || ring.overBudget(size)))
+    ) ring.shift();
+    this.#nextSeq = seq + 1n;
+    const index = ring.pushData(bytes, seq, s.id);
+    this.#wakeConsumers();
+    if ((flags & DataFlag.End) !== 0) {
+      s.ended = true;
+      this.#endIndex = index;
+      this.producer = undefined;
+      this.#clearGrace();
+      this.#checkWait();
+      this.#maybeIdle();
+    }
+    return true;
+  }
+
+  /**
+   * The origin relay says its producer was lost (`lost`: in its grace period) or is gone for
+   * good; or this relay stopped hearing from the origin (`lost`). Mirrored consumers see
+   * PRODUCER-LEFT as for a local producer, and the grace period runs here too.
+   */
+  mirrorLeft(gone: boolean): void {
+    const s = this.#stream;
+    if (this.origin !== "remote" || this.localProducer || s === undefined || s.ended) return;
+    if (gone) {
+      this.producer = undefined;
+      this.#clearGrace();
+      this.#graceExpired();
+    } else if (this.producer === REMOTE_ORIGIN) {
+      this.releaseProducer(false);
+    }
+  }
+
+  /** Frames `nextSeq` up to `to` will never come: tell the consumers following `s`. */
+  #gap(s: Stream, to: bigint): void {
+    this.#push({ stream: s.id, message: lagged(this.tag, this.#nextSeq, to) });
+    this.#ctx.counters.mirrorGaps = (this.#ctx.counters.mirrorGaps ?? 0) + 1;
+    this.#nextSeq = to;
   }
 
   /**
@@ -501,6 +666,7 @@ export class RelaySession {
     this.#notifyRoom();
     this.#checkWait();
     this.#maybeIdle();
+    this.#ctx.observer?.producerChanged(this);
   }
 
   #graceExpired(): void {
@@ -515,6 +681,7 @@ export class RelaySession {
     this.#ctx.log.info("producer.gone", { route: this.name });
     this.#checkWait();
     this.#maybeIdle();
+    this.#ctx.observer?.producerChanged(this);
   }
 
   // ---- internals ----------------------------------------------------------------------
@@ -541,6 +708,7 @@ export class RelaySession {
     queueMicrotask(() => {
       this.#wakeQueued = false;
       for (const c of this.consumers) c.conn.wake();
+      for (const u of this.#uplinks) u.conn.wake();
     });
   }
 
@@ -598,9 +766,11 @@ export class RelaySession {
 
   /** @param lingered The linger period just ran out: nobody came back, free it now. */
   #maybeIdle(lingered = false): void {
+    // A mirrored stream is kept for local consumers only; its origin does not hold it here.
     if (
-      this.#closed || this.producer !== undefined || this.consumers.size > 0 ||
-      this.#graceTimer !== undefined || this.#lingerTimer !== undefined
+      this.#closed || this.localProducer || this.consumers.size > 0 ||
+      (this.#graceTimer !== undefined && this.origin === "local") ||
+      this.#lingerTimer !== undefined
     ) {
       return;
     }
