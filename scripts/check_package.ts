@@ -20,9 +20,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { devBin as bin } from "./_bin.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const bin = (name: string) => join(root, "node_modules", ".bin", name);
 const keep = process.argv.includes("--keep");
 
 /** The smoke script both projects run: every message arrives, in order, byte-exact. */

@@ -14,9 +14,9 @@ import { spawn } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { devBin as bin } from "./_bin.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const bin = (name: string) => join(root, "node_modules", ".bin", name);
 
 interface Result {
   runtime: string;

@@ -4,10 +4,9 @@
  * an echo server, timing helpers. Not a test file itself.
  */
 
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { concat } from "../src/bytes.ts";
 import { bunTransport } from "../src/transport/bun.ts";
 import { denoTransport } from "../src/transport/deno.ts";
@@ -15,6 +14,7 @@ import { memoryTransport } from "../src/transport/memory.ts";
 import { nodeTransport } from "../src/transport/node.ts";
 import type { Addr, Conn, Listener, Transport } from "../src/transport/types.ts";
 import { runtimeName } from "../src/runtime.ts";
+import { repoDir } from "../scripts/_bin.ts";
 
 /** Every transport adapter usable in the running runtime. */
 export function availableTransports(): Transport[] {
@@ -106,13 +106,7 @@ export async function pair(
 
 /** The repository root (the directory holding deno.json), from the sources or from npm/. */
 export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "deno.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("deno.json not found above the test file");
-    dir = up;
-  }
-  return dir;
+  return repoDir;
 }
 
 /** Polls `cond` every 5 ms until it holds; fails the test after `ms`. */

@@ -35,9 +35,9 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Session } from "../../src/protocol/session.ts";
 import { rssKiB } from "../../tests/cli/_run.ts";
+import { devBin as bin } from "../_bin.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const bin = (name: string) => join(root, "node_modules", ".bin", name);
 const { values } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },

@@ -12,9 +12,9 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { devBin as bin } from "../_bin.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const bin = (name: string) => join(root, "node_modules", ".bin", name);
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const flag = (name: string, fallback: number) => {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { runtimeName } from "../../src/runtime.ts";
 import { repoRoot } from "../_helpers.ts";
+import { devBin } from "../../scripts/_bin.ts";
 
 /** A runtime able to run the CLI. */
 export type Rt = "deno" | "bun" | "node";
@@ -18,8 +19,7 @@ export type Rt = "deno" | "bun" | "node";
 export function cliCommand(rt: Rt): [string, string[]] {
   const root = repoRoot();
   const self = runtimeName();
-  const bin = (name: string) =>
-    self === name ? process.execPath : join(root, "node_modules", ".bin", name);
+  const bin = (name: string) => self === name ? process.execPath : devBin(name);
   switch (rt) {
     case "deno":
       return [bin("deno"), ["run", "-A", join(root, "mod.ts")]];
