@@ -14,6 +14,14 @@
  *   verifies the producer's signature on every stream start itself. A seq that skips ahead
  *   (NATS is at-most-once) becomes an explicit LAGGED gap; an origin silent for 3 beats is
  *   treated as a lost producer (PRODUCER-LEFT, grace period).
+ * - **Flow control.** A relay with consumers of policy `block` on a mirrored session publishes
+ *   what the slowest of them still needs (stream epoch, seq), at least every `beatMs` and
+ *   whenever it moved by an eighth of a ring. The origin does not
+ *   evict those frames from its ring, so its producer waits exactly as for a local blocking
+ *   consumer and no mirror ever falls a ring behind. That a relay holds (and on which epoch)
+ *   goes on `<prefix>.h.<tag>`, which every relay follows from the start, so a hold announced
+ *   before the producer arrived is known when it does; only seq moves stay on the session's
+ *   `<prefix>.a.<tag>`. A mirror silent for 3 beats stops holding.
  * - **Producer slot.** A producer joins only after its relay claimed the slot in a JetStream
  *   key-value bucket with compare-and-set (`create`); the holder refreshes it every third of
  *   `slotTtlMs` and deletes it when the stream ends. A relay that dies stops refreshing, the
@@ -39,8 +47,15 @@ import {
 import { parseDataHeader } from "../protocol/data_frame.ts";
 import { FRAME_HEADER, FrameType } from "../protocol/framer.ts";
 import { RelayError } from "../errors.ts";
+import { EPOCH_LENGTH, STREAM_TAG_LENGTH } from "../protocol/session.ts";
 import type { Logger } from "./log.ts";
-import type { ConsumerSub, RelaySession, SessionObserver, SubscriberConn } from "./session.ts";
+import type {
+  ConsumerSub,
+  Floor,
+  RelaySession,
+  SessionObserver,
+  SubscriberConn,
+} from "./session.ts";
 
 /** How a relay joins a cluster. */
 export interface ClusterOptions {
@@ -82,6 +97,10 @@ export interface ClusterStats {
   readonly slotConflicts: number;
   /** Gaps in mirrored streams (frames that never arrived), each told to consumers as LAGGED. */
   readonly gaps: number;
+  /** Other relays whose blocking consumers hold back producers on this relay now. */
+  readonly holding: number;
+  /** Relays that stopped holding because they went silent (died, or NATS lost them). */
+  readonly holdsExpired: number;
 }
 
 /** Envelope kinds on a session subject: `kind u8 ‖ origin relay id (8) ‖ payload`. */
@@ -90,11 +109,21 @@ const ORIGIN_ID = 8;
 const ENVELOPE = 1 + ORIGIN_ID;
 const BEAT_LIVE = 1;
 const BEAT_PRODUCER = 2;
+/** Flow-control message: `relay id (8) ‖ holding u8 ‖ seq u64 ‖ epoch (16)`. */
+const ACK_LENGTH = ORIGIN_ID + 1 + 8 + EPOCH_LENGTH;
+/** A moved floor is announced after at most this long (ms), or at once after an eighth of a
+ * ring. */
+const ACK_DELAY_MS = 2;
+/** Routes with holds from other relays, and relays holding one route, at most (a bound on
+ * what NATS can make this relay remember). */
+const MAX_HELD_ROUTES = 65_536;
+const MAX_HOLDERS = 1_024;
 /** A run published at most this large (a single larger frame goes alone). */
 const RUN_BUDGET = 256 * 1024;
 
 // The subset of the nats package used here.
 interface NatsMsg {
+  readonly subject: string;
   readonly data: Uint8Array;
 }
 interface NatsSub {
@@ -133,12 +162,22 @@ interface Held {
 
 interface Mirror {
   readonly sub: NatsSub | undefined;
+  /** Floors other relays announce between beats (this relay may be, or become, the origin). */
+  readonly ackSub: NatsSub | undefined;
+  /** The floor last announced (blocking consumers here), if holding. */
+  acked: Floor | undefined;
+  ackTimer: ReturnType<typeof setTimeout> | undefined;
   lastHeard: number;
   /** Signature of the last verified stream start (beats repeat it). */
   verified: Uint8Array | undefined;
   /** Messages waiting while a stream start is verified (they must keep their order). */
   queue: Uint8Array[];
   busy: boolean;
+}
+
+/** What another relay's blocking consumers still need, and when it said so (origin side). */
+interface Hold extends Floor {
+  readonly at: number;
 }
 
 /** One relay's membership of a cluster. */
@@ -154,9 +193,25 @@ export class Cluster implements SessionObserver {
   readonly #held = new Map<RelaySession, Held>();
   readonly #uplinks = new Map<RelaySession, ConsumerSub>();
   readonly #mirrors = new Map<RelaySession, Mirror>();
+  /** Sessions on this relay by stream tag (hex), for flow-control messages. */
+  readonly #byTag = new Map<string, RelaySession>();
+  /**
+   * Holds of other relays per stream tag (hex), then relay id. Their start, end, epoch and a
+   * repeat every beat come on one wildcard subscription, so they are known before a session
+   * (or its producer) shows up here; they matter while a local producer holds the slot.
+   */
+  readonly #holds = new Map<string, Map<string, Hold>>();
+  readonly #holdSub: NatsSub | undefined;
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   #closed = false;
-  #s = { published: 0, received: 0, unpublished: 0, rejected: 0, slotConflicts: 0 };
+  #s = {
+    published: 0,
+    received: 0,
+    unpublished: 0,
+    rejected: 0,
+    slotConflicts: 0,
+    holdsExpired: 0,
+  };
 
   private constructor(
     o: ResolvedClusterOptions,
@@ -172,6 +227,7 @@ export class Cluster implements SessionObserver {
     this.#log = log;
     this.#id = crypto.randomBytes(ORIGIN_ID);
     this.#idHex = toHex(this.#id);
+    this.#holdSub = this.#subscribe(`${o.prefix}.h.*`, (msg) => this.#receiveAck(msg));
     this.#timers.push(setInterval(() => this.#beat(), o.beatMs));
     this.#timers.push(setInterval(() => this.#refresh(), Math.max(50, o.slotTtlMs / 3)));
     void this.#watchStatus();
@@ -236,7 +292,11 @@ export class Cluster implements SessionObserver {
    * @param gaps Mirror gaps counted by the relay's sessions.
    */
   stats(gaps: number): ClusterStats {
-    return { connected: this.#connected, slots: this.#held.size, ...this.#s, gaps };
+    let holding = 0;
+    for (const [tag, peers] of this.#holds) {
+      if (this.#byTag.get(tag)?.localProducer) holding += peers.size;
+    }
+    return { connected: this.#connected, slots: this.#held.size, ...this.#s, gaps, holding };
   }
 
   // ---- sessions -------------------------------------------------------------------------
@@ -244,18 +304,18 @@ export class Cluster implements SessionObserver {
   /** A session appeared on this relay: follow its subject (for when its producer is elsewhere). */
   attach(session: RelaySession): void {
     if (this.#closed || this.#mirrors.has(session)) return;
-    let sub: NatsSub | undefined;
-    try {
-      sub = this.#nc.subscribe(this.#subject(session), {
-        callback: (err, msg) => {
-          if (err === null || err === undefined) this.#receive(session, msg.data);
-        },
-      });
-    } catch (e) {
-      this.#log.warn("cluster.subscribe_failed", { route: session.name, error: String(e) });
-    }
+    const sub = this.#subscribe(this.#subject(session), (msg) => this.#receive(session, msg.data));
+    const ackSub = this.#subscribe(
+      this.#ackSubject(session, false),
+      (msg) => this.#receiveAck(msg),
+    );
+    this.#byTag.set(this.#key(session), session);
+    this.#applyHolds(session);
     this.#mirrors.set(session, {
       sub,
+      ackSub,
+      acked: undefined,
+      ackTimer: undefined,
       lastHeard: Date.now(),
       verified: undefined,
       queue: [],
@@ -265,8 +325,14 @@ export class Cluster implements SessionObserver {
 
   /** The session is gone from this relay. */
   detach(session: RelaySession): void {
-    this.#mirrors.get(session)?.sub?.unsubscribe();
+    const m = this.#mirrors.get(session);
+    if (m !== undefined) {
+      this.#ack(session, m, undefined);
+      m.sub?.unsubscribe();
+      m.ackSub?.unsubscribe();
+    }
     this.#mirrors.delete(session);
+    if (this.#byTag.get(this.#key(session)) === session) this.#byTag.delete(this.#key(session));
     this.#stopUplink(session);
     this.#release(session);
   }
@@ -330,6 +396,8 @@ export class Cluster implements SessionObserver {
       if (!this.#uplinks.has(session)) {
         const conn: SubscriberConn = { id: 0, wake: () => this.#publishFrom(session) };
         this.#uplinks.set(session, session.addUplink(conn));
+        const m = this.#mirrors.get(session);
+        if (m !== undefined) this.#ack(session, m, undefined); // its blockers are local now
       }
       return;
     }
@@ -353,7 +421,11 @@ export class Cluster implements SessionObserver {
     this.#held.clear();
     await Promise.all(releases);
     for (const s of [...this.#uplinks.keys()]) this.#stopUplink(s);
+    for (const [s, m] of this.#mirrors) this.#ack(s, m, undefined);
     this.#mirrors.clear();
+    this.#holdSub?.unsubscribe();
+    this.#holds.clear();
+    this.#byTag.clear();
     await this.#nc.close().catch(() => {});
   }
 
@@ -409,6 +481,25 @@ export class Cluster implements SessionObserver {
         ]),
       );
     }
+    // Relays whose blocking consumers held our producers but went silent stop holding.
+    for (const [tag, peers] of this.#holds) {
+      const session = this.#byTag.get(tag);
+      let expired = false;
+      for (const [peer, hold] of peers) {
+        if (now - hold.at <= 3 * this.#o.beatMs) continue;
+        peers.delete(peer);
+        expired = true;
+        if (!session?.localProducer) continue; // held nothing here
+        this.#s.holdsExpired++;
+        this.#log.warn("cluster.hold_expired", { route: session.name, relay: peer });
+      }
+      if (peers.size === 0) this.#holds.delete(tag);
+      if (expired && session !== undefined) this.#applyHolds(session);
+    }
+    // Holding mirrors repeat their floor: the origin lets go of a silent one.
+    for (const [session, m] of this.#mirrors) {
+      if (m.acked !== undefined) this.#ack(session, m, session.blockingFloor(), true);
+    }
     // Mirrors whose origin went silent: its relay died or NATS is unreachable.
     for (const [session, m] of this.#mirrors) {
       if (
@@ -444,6 +535,74 @@ export class Cluster implements SessionObserver {
     if (up === undefined) return;
     this.#uplinks.delete(session);
     session.removeUplink(up);
+  }
+
+  #subscribe(subject: string, onMsg: (msg: NatsMsg) => void): NatsSub | undefined {
+    try {
+      return this.#nc.subscribe(subject, {
+        callback: (err, msg) => {
+          if (err === null || err === undefined) onMsg(msg);
+        },
+      });
+    } catch (e) {
+      this.#log.warn("cluster.subscribe_failed", { subject, error: String(e) });
+      return undefined;
+    }
+  }
+
+  /** A relay announced what its blocking consumers on a session still need (or let go). */
+  #receiveAck(msg: NatsMsg): void {
+    const { data } = msg;
+    const tag = msg.subject.slice(this.#o.prefix.length + 3);
+    if (
+      data.length !== ACK_LENGTH || data[ORIGIN_ID]! > 1 || tag.length !== 2 * STREAM_TAG_LENGTH
+    ) {
+      this.#s.rejected++;
+      return;
+    }
+    const peer = toHex(data.subarray(0, ORIGIN_ID));
+    let peers = this.#holds.get(tag);
+    if (data[ORIGIN_ID] === 0) {
+      if (peers?.delete(peer) !== true) return;
+      if (peers.size === 0) this.#holds.delete(tag);
+    } else {
+      if (peers === undefined) {
+        // Holds arrive for sessions this relay may never see: bounded, and they expire.
+        if (this.#holds.size >= MAX_HELD_ROUTES) {
+          this.#s.rejected++;
+          return;
+        }
+        this.#holds.set(tag, peers = new Map());
+      }
+      if (!peers.has(peer) && peers.size >= MAX_HOLDERS) {
+        this.#s.rejected++;
+        return;
+      }
+      peers.set(peer, {
+        seq: readU64BE(data, ORIGIN_ID + 1),
+        epoch: data.slice(ORIGIN_ID + 9),
+        at: Date.now(),
+      });
+    }
+    const session = this.#byTag.get(tag);
+    if (session !== undefined) this.#applyHolds(session);
+  }
+
+  /**
+   * Hands the session the strictest hold: one from a relay that has not seen the live stream
+   * start (another epoch: it holds all of the stream), else the lowest seq.
+   */
+  #applyHolds(session: RelaySession): void {
+    const live = session.currentStream;
+    let floor: Hold | undefined;
+    for (const hold of this.#holds.get(this.#key(session))?.values() ?? []) {
+      if (live === undefined || !equals(hold.epoch, live.epoch)) {
+        floor = hold;
+        break;
+      }
+      if (floor === undefined || hold.seq < floor.seq) floor = hold;
+    }
+    session.setRemoteFloor(floor);
   }
 
   #release(session: RelaySession): void {
@@ -512,6 +671,57 @@ export class Cluster implements SessionObserver {
   }
 
   // ---- mirror side ----------------------------------------------------------------------
+
+  /** {@link SessionObserver}: blocking consumers here moved; tell the origin, coalesced. */
+  blockersMoved(session: RelaySession): void {
+    const m = this.#mirrors.get(session);
+    if (m === undefined || this.#closed) return;
+    const floor = session.blockingFloor();
+    const was = m.acked;
+    if (floor === undefined || was === undefined || !equals(floor.epoch, was.epoch)) {
+      if (floor !== undefined || was !== undefined) this.#ack(session, m, floor);
+      return;
+    }
+    const step = BigInt(Math.max(1, session.ringFrameLimit >> 3));
+    if (floor.seq - was.seq >= step || floor.seq < was.seq) {
+      this.#ack(session, m, floor);
+    } else if (floor.seq !== was.seq && m.ackTimer === undefined) {
+      m.ackTimer = setTimeout(() => {
+        m.ackTimer = undefined;
+        if (this.#mirrors.get(session) === m) this.#ack(session, m, session.blockingFloor());
+      }, ACK_DELAY_MS);
+    }
+  }
+
+  /**
+   * Announces this relay's floor for the session (`undefined`: holding nothing). Starting or
+   * stopping to hold, a new epoch and the beat's repeat go to every relay (`.h.`, the origin
+   * may not have the session yet); a seq that moved only to relays with the session (`.a.`).
+   */
+  #ack(session: RelaySession, m: Mirror, floor: Floor | undefined, repeat = false): void {
+    if (m.ackTimer !== undefined) clearTimeout(m.ackTimer);
+    m.ackTimer = undefined;
+    if (session.localProducer) floor = undefined;
+    if (floor === undefined && m.acked === undefined) return;
+    const msg = new Uint8Array(ACK_LENGTH);
+    msg.set(this.#id, 0);
+    if (floor !== undefined) {
+      msg[ORIGIN_ID] = 1;
+      writeU64BE(msg, ORIGIN_ID + 1, floor.seq);
+      msg.set(floor.epoch, ORIGIN_ID + 9);
+    }
+    const was = m.acked;
+    m.acked = floor;
+    if (!this.#connected) return;
+    const toAll = repeat || floor === undefined || was === undefined ||
+      !equals(floor.epoch, was.epoch);
+    try {
+      this.#nc.publish(this.#ackSubject(session, toAll), msg);
+      this.#s.published++;
+    } catch (e) {
+      this.#log.debug("cluster.publish_failed", { error: String(e) });
+    }
+  }
 
   #receive(session: RelaySession, data: Uint8Array): void {
     const m = this.#mirrors.get(session);
@@ -622,6 +832,11 @@ export class Cluster implements SessionObserver {
 
   #subject(session: RelaySession): string {
     return `${this.#o.prefix}.s.${toHex(session.tag)}`;
+  }
+
+  /** Flow control: `.h.` is heard by every relay, `.a.` by relays with the session. */
+  #ackSubject(session: RelaySession, toAll: boolean): string {
+    return `${this.#o.prefix}.${toAll ? "h" : "a"}.${toHex(session.tag)}`;
   }
 
   #key(session: RelaySession): string {

@@ -214,6 +214,18 @@ export function formatMetrics(stats: RelayStats, figures: ProcessFigures = {}): 
       cl.slotConflicts,
     );
     one(
+      "hydra_cluster_holding",
+      "gauge",
+      "Other relays whose blocking consumers hold back producers on this relay.",
+      cl.holding,
+    );
+    one(
+      "hydra_cluster_holds_expired_total",
+      "counter",
+      "Relays that stopped holding back a producer here because they went silent.",
+      cl.holdsExpired,
+    );
+    one(
       "hydra_cluster_gaps_total",
       "counter",
       "Gaps in mirrored streams: frames that never arrived from the cluster.",

@@ -17,6 +17,7 @@ import {
 import { DataFlag } from "../protocol/data_frame.ts";
 import { equals } from "../bytes.ts";
 import { Role } from "../protocol/join.ts";
+import { EPOCH_LENGTH } from "../protocol/session.ts";
 import { fingerprint, type Logger } from "./log.ts";
 import type { RelayLimits } from "./options.ts";
 import { type EventEntry, type MemoryAccount, Ring } from "./ring.ts";
@@ -42,6 +43,12 @@ export type Origin = "none" | "local" | "remote";
 export interface SessionObserver {
   /** A producer joined or left, or its grace period ran out. */
   producerChanged(session: RelaySession): void;
+  /**
+   * A consumer with policy `block` joined, took frames or left while no local producer holds
+   * the slot (the stream comes, or will come, from another relay):
+   * {@link RelaySession.blockingFloor} may have moved.
+   */
+  blockersMoved?(session: RelaySession): void;
 }
 
 /** A consumer: a cursor into the session's ring. */
@@ -100,6 +107,18 @@ export interface SessionContext {
 
 const STRICTNESS: Record<PolicyName, number> = { drop: 0, disconnect: 1, block: 2 };
 
+/** Where blocking consumers are in a stream: its epoch and the lowest seq still needed. */
+export interface Floor {
+  readonly epoch: Uint8Array;
+  readonly seq: bigint;
+}
+
+/** The epoch of a {@link Floor} before any stream: "all of the next stream". */
+const NO_EPOCH = new Uint8Array(EPOCH_LENGTH);
+
+/** Entries a mirrored ring may hold beyond `ringFrames` for blocking consumers. */
+const MIRROR_SLACK = 8;
+
 /**
  * The relay's state for one route id.
  *
@@ -142,6 +161,8 @@ export class RelaySession {
   #endIndex = -1;
   #blockers = 0;
   #roomWaiters: (() => void)[] = [];
+  /** What blocking consumers on other relays of a cluster still need (origin side). */
+  #remoteFloor: Floor | undefined;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   #waitTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
@@ -164,6 +185,11 @@ export class RelaySession {
   /** Entries held in the ring. */
   get ringFrames(): number {
     return this.#ring.size;
+  }
+
+  /** The most entries the ring holds (`ringFrames`). */
+  get ringFrameLimit(): number {
+    return this.#ctx.limits.ringFrames;
   }
 
   /** Log index of the oldest entry held: a cursor below it has been overtaken. */
@@ -237,7 +263,10 @@ export class RelaySession {
     }
     this.consumers.add(sub);
     this.#inUse();
-    if (policy === "block") this.#blockers++;
+    if (policy === "block") {
+      this.#blockers++;
+      this.#blockersMoved();
+    }
     this.#checkWait();
     return { sub, first };
   }
@@ -547,7 +576,16 @@ export class RelaySession {
     while (
       ring.size >= ringFrames ||
       (ring.size > 0 && (ring.bytes + size > ringBytes || ring.overBudget(size)))
-    ) ring.shift();
+    ) {
+      // NATS cannot be held back. The origin keeps within one ring of what blocking consumers
+      // here took (cluster acks), so only control entries overshoot; allow them some slack.
+      if (
+        this.#blockers > 0 && this.#minBlockCursor() <= ring.base &&
+        ring.size < ringFrames + MIRROR_SLACK && ring.bytes + size <= ringBytes &&
+        !ring.overBudget(size)
+      ) break;
+      ring.shift();
+    }
     this.#nextSeq = seq + 1n;
     const index = ring.pushData(bytes, seq, s.id);
     this.#wakeConsumers();
@@ -598,9 +636,40 @@ export class RelaySession {
       (ring.size > 0 && (ring.bytes + size > ringBytes || ring.overBudget(size)))
     ) {
       if (this.#blockers > 0 && this.#minBlockCursor() <= ring.base) return false;
+      if (this.#remoteHolds(ring.base)) return false;
       ring.shift();
     }
     return true;
+  }
+
+  /**
+   * Cluster, origin side: blocking consumers on other relays still need frames of the live
+   * stream from `floor.seq` on, so those are not evicted and the producer waits as for a local
+   * blocking consumer. A floor naming another epoch (such a relay has not seen this stream's
+   * start yet) holds every frame of the stream. `undefined` lifts the hold.
+   */
+  setRemoteFloor(floor: Floor | undefined): void {
+    this.#remoteFloor = floor;
+    this.#notifyRoom();
+  }
+
+  /**
+   * Cluster, mirror side: what the local blocking consumers still need — the current stream's
+   * epoch and the lowest seq one of them has not taken (the next seq when all are caught up);
+   * while no stream is live, a zero epoch: all of the next one. `undefined` without blocking
+   * consumers.
+   */
+  blockingFloor(): Floor | undefined {
+    if (this.#blockers === 0) return undefined;
+    const s = this.#stream;
+    if (s === undefined || s.ended) return { epoch: NO_EPOCH, seq: 0n };
+    const ring = this.#ring;
+    for (let i = Math.max(this.#minBlockCursor(), ring.base); i < ring.end; i++) {
+      if (ring.event(i) === undefined && ring.stream(i) === s.id) {
+        return { epoch: s.start.epoch, seq: ring.seq(i) };
+      }
+    }
+    return { epoch: s.start.epoch, seq: this.#nextSeq };
   }
 
   /** Resolves when a blocking consumer advanced or left. */
@@ -712,6 +781,20 @@ export class RelaySession {
     });
   }
 
+  /** Whether the entry at `index` is a frame a blocking consumer on another relay needs. */
+  #remoteHolds(index: number): boolean {
+    const f = this.#remoteFloor;
+    const s = this.#stream;
+    if (f === undefined || s === undefined || s.ended) return false;
+    const ring = this.#ring;
+    if (ring.event(index) !== undefined || ring.stream(index) !== s.id) return false;
+    return !equals(s.start.epoch, f.epoch) || !ring.seqBelow(index, f.seq);
+  }
+
+  #blockersMoved(): void {
+    if (!this.localProducer) this.#ctx.observer?.blockersMoved?.(this);
+  }
+
   #minBlockCursor(): number {
     let min = Infinity;
     for (const c of this.consumers) if (c.policy === "block" && c.cursor < min) min = c.cursor;
@@ -719,6 +802,7 @@ export class RelaySession {
   }
 
   #notifyRoom(): void {
+    this.#blockersMoved();
     const waiters = this.#roomWaiters;
     if (waiters.length === 0) return;
     this.#roomWaiters = [];

@@ -49,7 +49,7 @@ interface Seen {
 }
 
 /** Reads until `stop(i)` holds for a message, checking each one byte for byte. */
-function watch(c: Consumer, stop: (i: number) => boolean): Seen {
+function watch(c: Consumer, stop: (i: number) => boolean, pauseEvery = 0): Seen {
   const seen: Seen = { got: [], gaps: [], left: [], done: Promise.resolve() };
   c.on("lagged", (e) => seen.gaps.push(e));
   c.on("producer-left", (e) => seen.left.push(e.resumable));
@@ -66,6 +66,7 @@ function watch(c: Consumer, stop: (i: number) => boolean): Seen {
       assert.ok(sameAs(m), `message ${idx(m)} altered`);
       seen.got.push(idx(m));
       if (stop(idx(m))) return;
+      if (pauseEvery > 0 && seen.got.length % pauseEvery === 0) await sleep(2);
     }
   })();
   seen.done.catch(() => {});
@@ -278,6 +279,84 @@ describe(`cluster over NATS (${rt})`, { skip }, () => {
       await onA.close();
       await onB.close();
     } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  test("policy block holds across the cluster: a slow consumer on B loses nothing, the producer on A waits", async () => {
+    const prefix = `t${++n}`;
+    const small = { ringFrames: 16 };
+    const [a, b] = await Promise.all([relay(prefix, small), relay(prefix, small)]);
+    try {
+      const session = Session.generate();
+      const slow = await Consumer.connect(b.addr, session, { transport: t, policy: "block" });
+      const total = 300;
+      const seen = watch(slow, (i) => i === total - 1, 2);
+      const producer = await Producer.connect(a.addr, session, { transport: t });
+      let held = 0;
+      const watchHolds = setInterval(() => (held = Math.max(held, a.stats().cluster!.holding)), 5);
+      for (let i = 0; i < total; i++) {
+        // 64 KiB messages are not batched: 300 frames (19 MB, more than the sockets buffer)
+        // through rings of 16.
+        await producer.broadcast(msg(i, 64 * 1024));
+      }
+      await seen.done;
+      clearInterval(watchHolds);
+      assert.deepEqual(seen.got, [...Array(total).keys()], "the slow consumer on B lost nothing");
+      assert.deepEqual(seen.gaps, []);
+      assert.equal(b.stats().cluster!.gaps, 0);
+      assert.equal(held, 1, "B held A's producer back");
+      await producer.close();
+      await slow.close();
+      await waitFor(() => a.stats().cluster!.holding === 0, 5000);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  test("a holding relay that goes silent stops holding after 3 beats; malformed holds are rejected", async () => {
+    const prefix = `t${++n}`;
+    const small = { ringFrames: 16 };
+    const [a, b] = await Promise.all([relay(prefix, small), relay(prefix, small)]);
+    const nats_ = await import("nats");
+    const spy = await nats_.connect({ servers: nats.url });
+    try {
+      const holds: Uint8Array[] = [];
+      let subject = "";
+      spy.subscribe(`${prefix}.h.>`, {
+        callback: (_e, m) => {
+          holds.push(m.data.slice());
+          subject = m.subject;
+        },
+      });
+      const session = Session.generate();
+      const onA = await Consumer.connect(a.addr, session, { transport: t, policy: "block" });
+      const onB = await Consumer.connect(b.addr, session, { transport: t, policy: "block" });
+      const seenB = watch(onB, (i) => i === 9);
+      const producer = await Producer.connect(a.addr, session, { transport: t });
+      for (let i = 0; i < 10; i++) await producer.broadcast(msg(i, 16 * 1024));
+      await seenB.done;
+      await waitFor(() => holds.some((h) => h[8] === 1), 5000);
+      const zombie = holds.find((h) => h[8] === 1)!;
+      await b.close(); // lets go of its hold
+      await waitFor(() => a.stats().cluster!.holding === 0, 5000);
+      // B's last hold again, as if B had died holding: A waits, then gives up on B.
+      spy.publish(subject, zombie);
+      spy.publish(subject, new Uint8Array(5));
+      await waitFor(() => a.stats().cluster!.holding === 1, 5000);
+      const seenA = watch(onA, (i) => i === 59);
+      for (let i = 10; i < 60; i++) await producer.broadcast(msg(i, 16 * 1024));
+      await seenA.done;
+      assert.deepEqual(seenA.got, [...Array(60).keys()]);
+      assert.equal(a.stats().cluster!.holdsExpired, 1);
+      assert.equal(a.stats().cluster!.holding, 0);
+      assert.equal(a.stats().cluster!.rejected, 1);
+      assert.match(formatMetrics(a.stats()), /^hydra_cluster_holds_expired_total 1$/m);
+      await producer.close();
+      await onA.close();
+      await onB.close();
+    } finally {
+      await spy.close();
       await Promise.all([a.close(), b.close()]);
     }
   });
