@@ -39,6 +39,11 @@ export class NatsServer {
     return s;
   }
 
+  /** Its process id (for CPU readings). */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
   /** Its client URL. */
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
