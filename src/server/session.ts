@@ -364,7 +364,7 @@ export class RelaySession {
     let frames = 0;
     let bytes = 0;
     let last = -1; // log index of the last data frame taken
-    const skip = sub.skipBelow > 0n;
+    let skip = sub.skipBelow > 0n; // set below too, by a resuming consumer's STREAM-START
     const flush = () => {
       if (runBuffer !== undefined) {
         out.push({
@@ -408,12 +408,15 @@ export class RelaySession {
       if (m.kind === ControlKind.StreamStart) {
         sub.stream = e.stream;
         sub.nextSeq = m.firstSeq;
+        sub.skipBelow = 0n; // a resume point belongs to the stream it was taken in
+        skip = false;
         const r = sub.resume;
         sub.resume = undefined;
         if (r !== undefined && equals(r.epoch, m.epoch) && r.nextSeq > m.firstSeq) {
           // A consumer resuming this stream: start it where it left off.
           m = { ...m, firstSeq: r.nextSeq };
           sub.skipBelow = r.nextSeq;
+          skip = true;
           sub.nextSeq = r.nextSeq;
         }
       } else if (e.stream !== sub.stream && m.kind === ControlKind.ProducerLeft) {
@@ -450,6 +453,7 @@ export class RelaySession {
         message: { kind: ControlKind.StreamStart, ...s.start, firstSeq: this.#nextSeq },
       });
       sub.stream = s.id;
+      sub.skipBelow = 0n;
     } else if (s !== undefined && s.id === sub.stream && this.#nextSeq > sub.nextSeq) {
       out.push({ kind: "control", message: lagged(this.tag, sub.nextSeq, this.#nextSeq) });
     }

@@ -1,0 +1,104 @@
+/**
+ * RelaySession, the sans-IO heart of the relay, driven directly: what a consumer is handed
+ * (`take`) for a given sequence of producer events.
+ */
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ControlKind, type StreamStart } from "../../src/protocol/control.ts";
+import { Logger } from "../../src/server/log.ts";
+import { DEFAULT_LIMITS } from "../../src/server/options.ts";
+import { type Outgoing, RelaySession, type SubscriberConn } from "../../src/server/session.ts";
+
+function newSession(): RelaySession {
+  return new RelaySession(new Uint8Array(32), new Uint8Array(8), {
+    limits: DEFAULT_LIMITS,
+    log: new Logger("off", () => {}),
+    counters: { lagged: 0, slowDisconnects: 0 },
+    onIdle: () => {},
+  });
+}
+
+const conn = (id: number): SubscriberConn => ({ id, wake: () => {} });
+
+const start = (epoch: Uint8Array, firstSeq: bigint): StreamStart => ({
+  tag: new Uint8Array(8),
+  epoch,
+  startedAt: 0n,
+  firstSeq,
+  signature: new Uint8Array(64),
+});
+
+/** Each data frame here is one byte: its seq. The seqs of the frames in `out`. */
+function seqs(out: Outgoing[]): number[] {
+  return out.flatMap((o) => o.kind === "bytes" ? [...o.bytes] : []);
+}
+
+/** The producer's frames `from`…`to - 1`, each in a buffer of its own. */
+function send(s: RelaySession, from: number, to: number): void {
+  for (let seq = from; seq < to; seq++) s.appendData(Uint8Array.of(seq), BigInt(seq), 0);
+}
+
+test("a consumer resuming on a restarted relay skips what it has, even when the stream start and those frames are taken at once", () => {
+  const s = newSession();
+  const epoch = new Uint8Array(16).fill(7);
+  // The relay restarted: the consumer comes back first, at seq 5 of a stream unknown here.
+  const { sub, first } = s.addConsumer(conn(1), undefined, { epoch, nextSeq: 5n });
+  assert.deepEqual(first, []);
+  // Its producer resumes the stream, resending from seq 0, before the consumer's turn.
+  s.setProducer(conn(2));
+  s.startStream(start(epoch, 0n));
+  send(s, 0, 10);
+  const out = s.take(sub, 1 << 20);
+  const control = out.find((o) => o.kind === "control");
+  assert.ok(control?.kind === "control" && control.message.kind === ControlKind.StreamStart);
+  assert.equal(control.message.firstSeq, 5n, "announced from where the consumer left off");
+  assert.deepEqual(seqs(out), [5, 6, 7, 8, 9]);
+  send(s, 10, 12);
+  assert.deepEqual(seqs(s.take(sub, 1 << 20)), [10, 11]);
+});
+
+test("a consumer resuming on a restarted relay in separate turns gets the same", () => {
+  const s = newSession();
+  const epoch = new Uint8Array(16).fill(9);
+  const { sub } = s.addConsumer(conn(1), undefined, { epoch, nextSeq: 3n });
+  s.setProducer(conn(2));
+  s.startStream(start(epoch, 0n));
+  const head = s.take(sub, 1 << 20);
+  assert.equal(seqs(head).length, 0);
+  send(s, 0, 6);
+  assert.deepEqual(seqs(s.take(sub, 1 << 20)), [3, 4, 5]);
+});
+
+test("a consumer of another stream's epoch gets the whole new stream", () => {
+  const s = newSession();
+  const { sub } = s.addConsumer(conn(1), undefined, {
+    epoch: new Uint8Array(16).fill(1),
+    nextSeq: 5n,
+  });
+  s.setProducer(conn(2));
+  s.startStream(start(new Uint8Array(16).fill(2), 0n));
+  send(s, 0, 4);
+  const out = s.take(sub, 1 << 20);
+  const control = out.find((o) => o.kind === "control");
+  assert.ok(control?.kind === "control" && control.message.kind === ControlKind.StreamStart);
+  assert.equal(control.message.firstSeq, 0n);
+  assert.deepEqual(seqs(out), [0, 1, 2, 3]);
+});
+
+test("after a resumed stream ends, the next stream is delivered from its first frame", () => {
+  const s = newSession();
+  const epoch = new Uint8Array(16).fill(3);
+  const { sub } = s.addConsumer(conn(1), undefined, { epoch, nextSeq: 5n });
+  const producer = conn(2);
+  s.setProducer(producer);
+  s.startStream(start(epoch, 0n));
+  send(s, 0, 7);
+  s.appendData(Uint8Array.of(7), 7n, 1); // END
+  assert.deepEqual(seqs(s.take(sub, 1 << 20)), [5, 6, 7]);
+  s.releaseProducer(true);
+  s.setProducer(conn(3));
+  s.startStream(start(new Uint8Array(16).fill(4), 0n));
+  send(s, 0, 3);
+  assert.deepEqual(seqs(s.take(sub, 1 << 20)), [0, 1, 2]);
+});
