@@ -306,7 +306,7 @@ for (const setup of setups()) {
 }
 
 /**
- * A consumer that keeps pace and one that reads nothing (its client buffers at most 16 KiB)
+ * A consumer that keeps pace (policy block) and one that reads nothing (its client buffers at most 16 KiB)
  * while 3,000 frames of 16 KiB pass a 64-frame ring; returns once the paced one got all.
  */
 async function floodPastAStalledConsumer(
@@ -315,7 +315,9 @@ async function floodPastAStalledConsumer(
   watch: (stalled: Consumer) => void = () => {},
 ): Promise<{ stalled: Consumer; n: number }> {
   const session = Session.generate();
-  const good = await Consumer.connect(relay.addr, session, { transport: t });
+  // The good consumer asks for block (stricter than the relay's policy) so a loaded machine
+  // cannot make it the one that falls behind; the producer waits for it, not for `stalled`.
+  const good = await Consumer.connect(relay.addr, session, { transport: t, policy: "block" });
   const stalled = await Consumer.connect(relay.addr, session, { transport: t, ...TINY_BUFFER });
   watch(stalled);
   const producer = await Producer.connect(relay.addr, session, { transport: t });
