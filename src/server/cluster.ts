@@ -111,8 +111,8 @@ const BEAT_LIVE = 1;
 const BEAT_PRODUCER = 2;
 /** Flow-control message: `relay id (8) ‖ holding u8 ‖ seq u64 ‖ epoch (16)`. */
 const ACK_LENGTH = ORIGIN_ID + 1 + 8 + EPOCH_LENGTH;
-/** A moved floor is announced after at most this long (ms), or at once after an eighth of a
- * ring. */
+/** A moved floor is announced after at most this long (ms), or at once when it moved by an
+ * eighth of a ring and no announcement is pending. */
 const ACK_DELAY_MS = 2;
 /** Routes with holds from other relays, and relays holding one route, at most (a bound on
  * what NATS can make this relay remember). */
@@ -675,7 +675,9 @@ export class Cluster implements SessionObserver {
   /** {@link SessionObserver}: blocking consumers here moved; tell the origin, coalesced. */
   blockersMoved(session: RelaySession): void {
     const m = this.#mirrors.get(session);
-    if (m === undefined || this.#closed) return;
+    // Called on every take by a blocking consumer; with an announcement pending, its timer
+    // reads the floor then (one O(consumers) scan per 2 ms, not per take).
+    if (m === undefined || this.#closed || m.ackTimer !== undefined) return;
     const floor = session.blockingFloor();
     const was = m.acked;
     if (floor === undefined || was === undefined || !equals(floor.epoch, was.epoch)) {
