@@ -7,22 +7,11 @@
  * (docs/PROTOCOL.md §6.4).
  *
  * Layout: one slot per entry in parallel typed arrays (stream, seq, byte range) plus the
- * `ArrayBuffer` holding the frame. A data frame therefore costs the ring no JavaScript object
- * of its own: frames live about one ring's length, long enough for a per-frame object to
- * survive into the old generation, and at thousands of frames per second those objects were
- * what made a relay's heap (and RSS) climb between major collections. Views over frames are
- * made when a run is sent.
- *
- * Frame bytes: a frame that arrived in a large chunk (≥ {@link KEEP_CHUNK}, the case under
- * load) is kept where it is, in the received chunk, shared by every frame of that chunk.
- * Frames from small chunks (one read per message at moderate rates) are copied into the
- * ring's current slab, a buffer filled front to back and never written again: keeping each
- * small read's own `ArrayBuffer` instead meant thousands of small buffers per second living
- * a ring's length, promoted and then freed by the major collector, and the relay's RSS
- * followed that churn (issue 5's soak). Slabs are sized to an eighth of the bytes the ring
- * holds (512 B–256 KiB), so a quiet session pins little and a busy one allocates rarely; a slab
- * is freed by the collector once the ring has dropped its last frame. Frames copied one
- * after the other sit side by side, so `take()` sends them as one run.
+ * received chunk's `ArrayBuffer`, shared by every frame that arrived in it. A data frame
+ * therefore costs the ring no JavaScript object of its own: frames live about one ring's
+ * length, long enough for a per-frame object to survive into the old generation, and at
+ * thousands of frames per second those objects were what made a relay's heap (and RSS)
+ * climb between major collections. Views over frames are made when a run is sent.
  */
 
 import type { ControlMessage } from "../protocol/control.ts";
@@ -43,10 +32,6 @@ export interface MemoryAccount {
 }
 
 const TWO_32 = 0x1_0000_0000;
-/** Frames arriving in chunks at least this large are kept in them, not copied. */
-export const KEEP_CHUNK: number = 16 * 1024;
-const SLAB_MIN = 512;
-const SLAB_MAX = 256 * 1024;
 const MASK_32 = 0xffff_ffffn;
 
 /** A bounded deque of entries with byte accounting. */
@@ -65,8 +50,6 @@ export class Ring {
   #streams = new Uint32Array(16);
   #seqHi = new Uint32Array(16);
   #seqLo = new Uint32Array(16);
-  #slab: Uint8Array = new Uint8Array(0);
-  #slabUsed = 0;
 
   /** @param account The relay-wide byte account this ring's data counts against. */
   constructor(account: MemoryAccount = { used: 0, budget: Infinity }) {
@@ -100,26 +83,16 @@ export class Ring {
 
   /**
    * Appends a data frame; returns its log index.
-   * @param frame The whole frame as received. Never mutated; kept in place when its buffer is
-   *   at least {@link KEEP_CHUNK} long, copied into the ring's slab otherwise (so the caller
-   *   may not reuse the buffer of a large chunk, and may reuse a small one).
+   * @param frame The whole frame as received (never copied, never mutated; the ring keeps
+   *   its buffer).
    * @param seq Its seq (u64).
    * @param stream Its relay-local stream number.
    */
   pushData(frame: Uint8Array, seq: bigint, stream: number): number {
     const k = this.#claim();
-    const length = frame.byteLength;
-    if (frame.buffer.byteLength >= KEEP_CHUNK) {
-      this.#buffers[k] = frame.buffer;
-      this.#offsets[k] = frame.byteOffset;
-    } else {
-      if (this.#slabUsed + length > this.#slab.length) this.#newSlab(length);
-      this.#slab.set(frame, this.#slabUsed);
-      this.#buffers[k] = this.#slab.buffer;
-      this.#offsets[k] = this.#slabUsed;
-      this.#slabUsed += length;
-    }
-    this.#lengths[k] = length;
+    this.#buffers[k] = frame.buffer;
+    this.#offsets[k] = frame.byteOffset;
+    this.#lengths[k] = frame.byteLength;
     this.#streams[k] = stream;
     this.#seqHi[k] = Number(seq >> 32n);
     this.#seqLo[k] = Number(seq & MASK_32);
@@ -156,8 +129,6 @@ export class Ring {
   /** Drops every entry (the session is gone); log indexes keep counting. */
   clear(): void {
     while (this.#size > 0) this.shift();
-    this.#slab = new Uint8Array(0);
-    this.#slabUsed = 0;
   }
 
   /** Whether `index` is held (base ≤ index < end). */
@@ -189,7 +160,7 @@ export class Ring {
     return this.seq(index) < bound;
   }
 
-  /** The buffer (received chunk or slab) holding the data frame at a held log index. */
+  /** The received chunk's buffer holding the data frame at a held log index. */
   buffer(index: number): ArrayBufferLike {
     return this.#buffers[this.#slot(index)]!;
   }
@@ -208,15 +179,6 @@ export class Ring {
   frame(index: number): Uint8Array {
     const k = this.#slot(index);
     return new Uint8Array(this.#buffers[k]!, this.#offsets[k]!, this.#lengths[k]!);
-  }
-
-  /** Starts a fresh slab with room for at least `need` bytes (the old one is never reused). */
-  #newSlab(need: number): void {
-    let size = SLAB_MIN;
-    const want = Math.max(need, this.#bytes / 8);
-    while (size < want && size < SLAB_MAX) size *= 2;
-    this.#slab = new Uint8Array(Math.max(size, need));
-    this.#slabUsed = 0;
   }
 
   #slot(index: number): number {
