@@ -42,6 +42,11 @@ export class ReadQueue {
     return this.#bytes;
   }
 
+  /** Whether the stream has ended or failed (further `end`/`fail` calls change nothing). */
+  get done(): boolean {
+    return this.#ended;
+  }
+
   /** A chunk arrived from the socket; the queue takes ownership of it. */
   push(chunk: Uint8Array): void {
     if (this.#ended || chunk.length === 0) return;

@@ -208,10 +208,11 @@ class BunConn implements Conn {
     if (this.#isClosed) return;
     this.#isClosed = true;
     this.#writeClosed = true;
-    this.#writeError ??= closedError();
+    const closed = closedError(); // one error object: on Node each costs ~30 µs of stack capture
+    this.#writeError ??= closed;
     this.#pending = [];
     this.#pendingBytes = 0;
-    this.#inbox.discard(closedError());
+    this.#inbox.discard(closed);
     this.#gate.fail(this.#writeError);
     this.#socket.terminate();
     this.#resolveClosed();
