@@ -10,18 +10,20 @@
  */
 
 import { parseArgs } from "node:util";
+import { cliArgs } from "./_cli.ts";
 import process from "node:process";
 import { fuzzLiveRelay } from "../tests/e2e/_live_fuzz.ts";
 import type { Rt } from "../tests/cli/_run.ts";
 
-const { values } = parseArgs({
-  options: {
-    frames: { type: "string", default: "1000000" },
-    seed: { type: "string", default: String(Date.now() % 1_000_000_007) },
-    relay: { type: "string", default: "deno,bun,node" },
-    concurrency: { type: "string", default: "8" },
-  },
-});
+const { values } = cliArgs(import.meta.url, () =>
+  parseArgs({
+    options: {
+      frames: { type: "string", default: "1000000" },
+      seed: { type: "string", default: String(Date.now() % 1_000_000_007) },
+      relay: { type: "string", default: "deno,bun,node" },
+      concurrency: { type: "string", default: "8" },
+    },
+  }));
 const frames = Number(values.frames);
 const seed = Number(values.seed) >>> 0;
 let failed = false;

@@ -12,6 +12,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { cliArgs } from "./_cli.ts";
 import process from "node:process";
 import { Consumer } from "../src/client/consumer.ts";
 import { Producer } from "../src/client/producer.ts";
@@ -20,13 +21,14 @@ import { defaultTransport } from "../src/transport/default.ts";
 import { rssKiB, type Rt, serveCli } from "../tests/cli/_run.ts";
 import { killableTransport } from "../tests/e2e/_fixtures.ts";
 
-const { values } = parseArgs({
-  options: {
-    minutes: { type: "string", default: "30" },
-    rate: { type: "string", default: "2000" },
-    relay: { type: "string", default: "deno" },
-  },
-});
+const { values } = cliArgs(import.meta.url, () =>
+  parseArgs({
+    options: {
+      minutes: { type: "string", default: "30" },
+      rate: { type: "string", default: "2000" },
+      relay: { type: "string", default: "deno" },
+    },
+  }));
 const minutes = Number(values.minutes);
 const rate = Number(values.rate);
 const warmupMs = Math.min(3, minutes / 3) * 60_000;

@@ -23,6 +23,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { parseArgs } from "node:util";
+import { cliArgs } from "../_cli.ts";
 import { Consumer } from "../../src/client/consumer.ts";
 import { Producer } from "../../src/client/producer.ts";
 import { Session } from "../../src/protocol/session.ts";
@@ -30,17 +31,18 @@ import { natsMissing, NatsServer } from "../../tests/_nats.ts";
 import { devBin } from "../_bin.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const { values } = parseArgs({
-  options: {
-    runtimes: { type: "string", default: "deno,bun,node" },
-    quick: { type: "boolean", default: false },
-    rate: { type: "string" },
-    seconds: { type: "string" },
-    mib: { type: "string" },
-    size: { type: "string", default: "1024" },
-    json: { type: "string" },
-  },
-});
+const { values } = cliArgs(import.meta.url, () =>
+  parseArgs({
+    options: {
+      runtimes: { type: "string", default: "deno,bun,node" },
+      quick: { type: "boolean", default: false },
+      rate: { type: "string" },
+      seconds: { type: "string" },
+      mib: { type: "string" },
+      size: { type: "string", default: "1024" },
+      json: { type: "string" },
+    },
+  }));
 const quick = values.quick!;
 const rate = Number(values.rate ?? 1000);
 const seconds = Number(values.seconds ?? (quick ? 2 : 10));

@@ -33,28 +33,30 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { cliArgs } from "../_cli.ts";
 import { Session } from "../../src/protocol/session.ts";
 import { rssKiB } from "../../tests/cli/_run.ts";
 import { devBin as bin } from "../_bin.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const { values } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    runtimes: { type: "string", default: "deno,bun,node" },
-    sizes: { type: "string" },
-    n: { type: "string" },
-    reps: { type: "string" },
-    mib: { type: "string" },
-    only: { type: "string", default: "fanout,idle,joins,bulk,scale,e2e,latency" },
-    idle: { type: "string", default: "1000" },
-    joins: { type: "string", default: "2000" },
-    scale: { type: "string" },
-    e2e: { type: "string" },
-    seconds: { type: "string" },
-    bulk: { type: "string" },
-  },
-});
+const { values } = cliArgs(import.meta.url, () =>
+  parseArgs({
+    options: {
+      quick: { type: "boolean", default: false },
+      runtimes: { type: "string", default: "deno,bun,node" },
+      sizes: { type: "string" },
+      n: { type: "string" },
+      reps: { type: "string" },
+      mib: { type: "string" },
+      only: { type: "string", default: "fanout,idle,joins,bulk,scale,e2e,latency" },
+      idle: { type: "string", default: "1000" },
+      joins: { type: "string", default: "2000" },
+      scale: { type: "string" },
+      e2e: { type: "string" },
+      seconds: { type: "string" },
+      bulk: { type: "string" },
+    },
+  }));
 const quick = values.quick;
 const list = (s: string) => s.split(",").map((x) => x.trim()).filter((x) => x !== "");
 const runtimes = list(values.runtimes);
