@@ -33,8 +33,8 @@ import { connect as natsConnect, type NatsConnection } from "nats";
 const G = globalThis as any;
 const say = (line: string) => G.process.stdout.write(line + "\n");
 const addrOf = (port: number) => ({ kind: "tcp" as const, hostname: "127.0.0.1", port });
-/** HYDRA_BENCH_AEAD=node|webcrypto overrides the runtime's default AES-GCM for the clients. */
-const aead = G.process.env.HYDRA_BENCH_AEAD as "node" | "webcrypto" | undefined;
+/** HYDRA_BENCH_AEAD=node|webcrypto|auto overrides the runtime's default AES-GCM for the clients. */
+const aead = G.process.env.HYDRA_BENCH_AEAD as "node" | "webcrypto" | "auto" | undefined;
 const crypto = aead === undefined ? nativeCrypto() : createNativeCrypto({ aead });
 
 /** Message i: its index in the first 4 bytes and in the last 4. */

@@ -144,6 +144,26 @@ function nodeAead(nc: NodeCrypto, key: Bytes): Aead {
   };
 }
 
+/**
+ * Messages below this many bytes go through node:crypto in the `"auto"` AEAD, larger ones
+ * through WebCrypto. Deno 2.9, one AES-256-GCM seal / open: 64 B 10.8 / 7.3 µs (node:crypto)
+ * against 22.0 / 21.2 (WebCrypto, an async op); 1 KiB 12.9 / 12.2 against 21.5 / 21.7; 16 KiB
+ * 123 / 105 against 49 / 44; 1 MiB 8.1 / 7.3 ms against 1.8 / 1.7. The lines cross near 2 KiB.
+ */
+const SPLIT_AT = 2048;
+
+/** node:crypto for small messages, WebCrypto for large ones: the same AES-256-GCM bytes. */
+async function autoAead(nc: NodeCrypto, key: Bytes): Promise<Aead> {
+  const small = nodeAead(nc, key);
+  const large = await webAead(key);
+  return {
+    seal: (nonce, plaintext, aad, headroom) =>
+      (plaintext.length < SPLIT_AT ? small : large).seal(nonce, plaintext, aad, headroom),
+    open: (nonce, sealed, aad) =>
+      (sealed.length < SPLIT_AT + TAG_LENGTH ? small : large).open(nonce, sealed, aad),
+  };
+}
+
 async function webAead(key: Bytes): Promise<Aead> {
   const k = await subtle().importKey("raw", key, { name: "AES-GCM" }, false, [
     "encrypt",
@@ -368,8 +388,13 @@ function nodeHashes(nc: NodeCrypto): Hashes {
 
 /** Options of {@link createNativeCrypto}. Defaults are the fastest measured choices. */
 export interface NativeCryptoOptions {
-  /** AES-GCM: default `"webcrypto"` under Deno and in browsers, else `"node"` (node:crypto). */
-  readonly aead?: "node" | "webcrypto";
+  /**
+   * AES-GCM: `"node"` (node:crypto), `"webcrypto"`, or `"auto"` (node:crypto below 2 KiB,
+   * WebCrypto from 2 KiB). Default `"auto"` under Deno (its node:crypto AES-GCM is twice as fast
+   * on small messages and four times slower on large ones), `"webcrypto"` in browsers, else
+   * `"node"`.
+   */
+  readonly aead?: "node" | "webcrypto" | "auto";
   /** X25519 and Ed25519: default `"node"` wherever node:crypto exists, else `"webcrypto"`. */
   readonly curves?: "node" | "webcrypto";
   /** SHA-256, HMAC, HKDF: default `"node"` wherever node:crypto exists, else `"noble"`. */
@@ -393,10 +418,13 @@ export interface NativeCryptoOptions {
 export function createNativeCrypto(options: NativeCryptoOptions = {}): CryptoProvider {
   const nc = loadNodeCrypto();
   const aeadImpl = options.aead ??
-    (nc === undefined || runtimeName() === "deno" ? "webcrypto" : "node");
+    (nc === undefined ? "webcrypto" : runtimeName() === "deno" ? "auto" : "node");
   const curvesImpl = options.curves ?? (nc === undefined ? "webcrypto" : "node");
   const hashesImpl = options.hashes ?? (nc === undefined ? "noble" : "node");
-  if (nc === undefined && (aeadImpl === "node" || curvesImpl === "node" || hashesImpl === "node")) {
+  if (
+    nc === undefined &&
+    (aeadImpl !== "webcrypto" || curvesImpl === "node" || hashesImpl === "node")
+  ) {
     throw new RelayError("unsupported", "node:crypto is not available in this runtime");
   }
   return {
@@ -406,7 +434,8 @@ export function createNativeCrypto(options: NativeCryptoOptions = {}): CryptoPro
     ...(curvesImpl === "node" ? nodeCurves(nc!) : webCurves()),
     async aesGcm(key) {
       abytes(key, 32, "key");
-      return aeadImpl === "node" ? nodeAead(nc!, key) : await webAead(key);
+      if (aeadImpl === "node") return nodeAead(nc!, key);
+      return aeadImpl === "auto" ? await autoAead(nc!, key) : await webAead(key);
     },
   };
 }

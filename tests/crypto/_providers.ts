@@ -14,6 +14,7 @@ export function providers(): CryptoProvider[] {
     nobleCrypto,
     createNativeCrypto({ aead: "webcrypto" }),
     createNativeCrypto({ aead: "node" }),
+    createNativeCrypto({ aead: "auto" }),
     // What a browser gets: no node:crypto at all.
     createNativeCrypto({ aead: "webcrypto", curves: "webcrypto", hashes: "noble" }),
   ];
