@@ -152,15 +152,25 @@ function nodeAead(nc: NodeCrypto, key: Bytes): Aead {
  */
 const SPLIT_AT = 2048;
 
-/** node:crypto for small messages, WebCrypto for large ones: the same AES-256-GCM bytes. */
-async function autoAead(nc: NodeCrypto, key: Bytes): Promise<Aead> {
+/**
+ * node:crypto for small messages, WebCrypto for large ones: the same AES-256-GCM bytes. The
+ * WebCrypto key (an async import) is made on the first large message, so keys that only ever
+ * see small ones — every Noise handshake key — never pay for it.
+ */
+function autoAead(nc: NodeCrypto, key: Bytes): Aead {
   const small = nodeAead(nc, key);
-  const large = await webAead(key);
+  const raw = key.slice(); // the caller may reuse its key bytes before a large message comes
+  let large: Promise<Aead> | undefined;
+  const big = () => (large ??= webAead(raw));
   return {
     seal: (nonce, plaintext, aad, headroom) =>
-      (plaintext.length < SPLIT_AT ? small : large).seal(nonce, plaintext, aad, headroom),
+      plaintext.length < SPLIT_AT
+        ? small.seal(nonce, plaintext, aad, headroom)
+        : big().then((a) => a.seal(nonce, plaintext, aad, headroom)),
     open: (nonce, sealed, aad) =>
-      (sealed.length < SPLIT_AT + TAG_LENGTH ? small : large).open(nonce, sealed, aad),
+      sealed.length < SPLIT_AT + TAG_LENGTH
+        ? small.open(nonce, sealed, aad)
+        : big().then((a) => a.open(nonce, sealed, aad)),
   };
 }
 
@@ -435,7 +445,7 @@ export function createNativeCrypto(options: NativeCryptoOptions = {}): CryptoPro
     async aesGcm(key) {
       abytes(key, 32, "key");
       if (aeadImpl === "node") return nodeAead(nc!, key);
-      return aeadImpl === "auto" ? await autoAead(nc!, key) : await webAead(key);
+      return aeadImpl === "auto" ? autoAead(nc!, key) : await webAead(key);
     },
   };
 }
