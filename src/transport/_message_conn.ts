@@ -66,9 +66,9 @@ export abstract class MessageConn implements Conn {
   /** Closes at once (no handshake where the API allows). */
   protected abstract abortSocket(): void;
 
-  /** Bytes queued for sending. */
+  /** Bytes queued for sending (none once the socket is gone: nothing sends them). */
   get writableLength(): number {
-    return this.buffered();
+    return this.#isClosed && this.isGone() ? 0 : this.buffered();
   }
 
   /** A message arrived: binary data becomes a chunk; text ends the connection. */

@@ -148,7 +148,9 @@ class BunConn implements Conn {
 
   // ---- Conn ----
   get writableLength(): number {
-    return this.#pendingBytes;
+    // Bun copies what socket.write() takes; what it did not take waits in #pending, which
+    // nothing reads once the socket is closed.
+    return this.#isClosed ? 0 : this.#pendingBytes;
   }
 
   read(): Promise<Uint8Array | null> {

@@ -93,6 +93,8 @@ class DenoConnAdapter implements Conn {
   #writeError: RelayError | undefined;
   #queue: Uint8Array[] = [];
   #queued = 0;
+  /** Bytes of the chunk a `conn.write` op is reading now (its memory is pinned by the op). */
+  #inflight = 0;
   #pumping: Promise<void> | undefined;
 
   constructor(conn: DenoConn, highWater: number, localAddr: Addr) {
@@ -105,7 +107,9 @@ class DenoConnAdapter implements Conn {
   }
 
   get writableLength(): number {
-    return this.#queued;
+    // After close() the queue is gone, but an op already in flight still reads its chunk
+    // until it settles (Deno keeps the resource alive for it).
+    return this.#isClosed ? this.#inflight : this.#queued;
   }
 
   async read(): Promise<Uint8Array | null> {
@@ -154,16 +158,19 @@ class DenoConnAdapter implements Conn {
     try {
       while (this.#queue.length > 0) {
         const chunk = this.#takeChunk();
+        this.#inflight = chunk.length;
         let off = 0;
         while (off < chunk.length) {
           off += await this.#conn.write(off === 0 ? chunk : chunk.subarray(off));
         }
+        this.#inflight = 0;
         this.#queued -= chunk.length;
         if (this.#queued < this.#highWater) this.#gate.release();
       }
     } catch (e) {
       this.#fail(this.#isClosed ? closedError() : socketError(e, formatAddr(this.remoteAddr)));
     } finally {
+      this.#inflight = 0;
       this.#pumping = undefined;
     }
   }

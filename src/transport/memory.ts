@@ -4,8 +4,10 @@
  * per-transport registry keyed by address. Used by tests and for local channels inside one
  * process; same contract, same backpressure as the socket adapters.
  *
- * Buffer ownership: a written buffer is handed to the peer's `read()` as is (zero-copy), so
- * the writer must not mutate it afterwards — the same rule as for sockets.
+ * Buffer ownership: the peer's `read()` gets a copy of each written buffer, made in `write()`,
+ * as a socket's kernel buffer would: the reader owns and may keep what it reads, and the
+ * writer's loan ends as soon as `write()` returns (types.ts). Handing over the writer's own
+ * memory would let the relay reuse a ring buffer a consumer still holds.
  */
 
 import { RelayError } from "../errors.ts";
@@ -55,7 +57,7 @@ class MemoryConn implements Conn {
   }
 
   get writableLength(): number {
-    return this.peer.inbox.length;
+    return this.#closed ? 0 : this.peer.inbox.length;
   }
 
   read(): Promise<Uint8Array | null> {
@@ -65,7 +67,9 @@ class MemoryConn implements Conn {
   write(data: Uint8Array): Promise<void> {
     if (this.#closed || this.#writeClosed) return Promise.reject(closedError());
     if (this.peer.#closed) return Promise.reject(peerGone());
-    this.peer.inbox.push(data);
+    // A copy: the reader owns what it reads and may keep it, while the writer may reuse its
+    // buffer once writableLength is 0 (the relay's ring does) — as with a real socket.
+    this.peer.inbox.push(data.slice());
     return this.peer.inbox.length >= this.peer.highWater ? this.gate.wait() : Promise.resolve();
   }
 

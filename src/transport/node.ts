@@ -85,7 +85,9 @@ class NodeConn implements Conn {
   }
 
   get writableLength(): number {
-    return this.#socket.writableLength;
+    // A destroyed socket's fd is closed at once (uv_close): libuv sends nothing more from the
+    // write requests it still lists, so no written buffer is read again.
+    return this.#socket.destroyed ? 0 : this.#socket.writableLength;
   }
 
   read(): Promise<Uint8Array | null> {

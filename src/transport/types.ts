@@ -7,10 +7,16 @@
  * Buffer ownership, the same in every adapter:
  * - `read()` hands the caller a chunk it owns: the adapter never writes into it again, so it
  *   may be kept (e.g. in a ring buffer) without copying.
- * - `write(data)` takes ownership of `data` until the promise of a later `closeWrite()` or the
- *   connection's end: the adapter may queue the same memory instead of copying it, so the
- *   caller must not mutate a buffer after writing it. Writing one buffer to many
- *   connections is allowed (this is how the relay fans out without copies).
+ * - `write(data)` lends `data` to the adapter: it may queue the same memory instead of copying
+ *   it, so the caller must not mutate a buffer it has written while the adapter may still hold
+ *   it. Writing one buffer to many connections is allowed (this is how the relay fans out
+ *   without copies).
+ * - The loan ends when `writableLength` is 0: then the adapter holds no buffer passed to
+ *   `write()` — everything was handed to the operating system (which copied it), or dropped
+ *   by `close()` with no system call still reading from it. The relay's ring reuses its
+ *   buffers on that signal (src/server/ring.ts), so an adapter whose `writableLength` is 0
+ *   while it still holds a written buffer (or whose peer keeps one, as an in-memory pipe
+ *   would) breaks the relay: such an adapter must copy.
  */
 
 /** A TCP endpoint. */
@@ -54,7 +60,9 @@ export interface Conn {
   readonly remoteAddr: Addr;
   /**
    * Bytes accepted by `write()` and not yet handed to the operating system. Never exceeds the
-   * high-water mark by more than the size of the last write.
+   * high-water mark by more than the size of the last write. 0 means no written buffer is
+   * still held (see the module notes); after `close()` it is 0 once no system call still
+   * reads from one.
    */
   readonly writableLength: number;
   /**

@@ -122,6 +122,57 @@ for (const t of availableTransports()) {
       await listener.close();
     });
 
+    test(`Conn (${name}) a written buffer is the caller's again once writableLength is 0`, async () => {
+      const listener = await t.listen(kind.make());
+      const [client, server] = await pair(t, listener);
+      const size = 16 * 1024;
+      const chunks: Uint8Array[] = [];
+      let pending: Promise<void> | undefined;
+      // Back the connection up with chunks filled with (index % 200), then let the peer read.
+      while (chunks.length < 16 * 1024) {
+        const chunk = new Uint8Array(size).fill(chunks.length % 200);
+        chunks.push(chunk);
+        const p = client.write(chunk);
+        if ((await within(p, 300)) === "timeout") {
+          pending = p;
+          break;
+        }
+      }
+      assert.ok(pending !== undefined && client.writableLength > 0, "never backed up");
+      let bad = -1;
+      const reader = (async () => {
+        for (let at = 0; at < chunks.length * size;) {
+          const c = await server.read();
+          if (c === null) break;
+          for (let i = 0; i < c.length && bad < 0; i++) {
+            if (c[i] !== Math.floor((at + i) / size) % 200) bad = at + i;
+          }
+          at += c.length;
+          await sleep(1); // a slow reader: the writer sees writableLength fall over time
+        }
+      })();
+      // The moment the adapter says it holds nothing, the caller scribbles over every chunk
+      // (0xEE never occurs in the pattern): the peer must still read the original bytes.
+      while (client.writableLength > 0) await sleep(0);
+      for (const c of chunks) c.fill(0xee);
+      await pending;
+      await reader;
+      assert.equal(bad, -1, `byte ${bad} changed after writableLength was 0`);
+
+      // After close(), writableLength reaches 0 (nothing sends the queued bytes any more).
+      while (true) {
+        const p = client.write(new Uint8Array(size));
+        if ((await within(p, 300)) === "timeout") break;
+      }
+      assert.ok(client.writableLength > 0);
+      client.close();
+      const deadline = Date.now() + 2000;
+      while (client.writableLength > 0 && Date.now() < deadline) await sleep(10);
+      assert.equal(client.writableLength, 0, "writableLength after close()");
+      server.close();
+      await listener.close();
+    });
+
     test(`Conn (${name}) closeWrite() half-closes: peer reads EOF and can still reply`, async () => {
       const listener = await t.listen(kind.make());
       const [client, server] = await pair(t, listener);
