@@ -394,7 +394,12 @@ export class Cluster implements SessionObserver {
     if (this.#closed) return;
     if (session.localProducer) {
       if (!this.#uplinks.has(session)) {
-        const conn: SubscriberConn = { id: 0, wake: () => this.#publishFrom(session) };
+        // `holding: false`: #publish copies each run into its NATS message at once.
+        const conn: SubscriberConn = {
+          id: 0,
+          wake: () => this.#publishFrom(session),
+          holding: false,
+        };
         this.#uplinks.set(session, session.addUplink(conn));
         const m = this.#mirrors.get(session);
         if (m !== undefined) this.#ack(session, m, undefined); // its blockers are local now

@@ -138,6 +138,8 @@ export class ServerConnection implements SubscriberConn {
   readonly #consumers = new Map<string, ConsumerSub>();
   readonly #producers = new Map<string, ProducerSub>();
   #wakeup: (() => void) | undefined;
+  /** Ring runs are taken and not all written yet (the pump is between take and write). */
+  #taking = false;
   #dirty = false;
   #closing = false;
   #closed = false;
@@ -187,6 +189,11 @@ export class ServerConnection implements SubscriberConn {
   /** Consumer subscriptions, for the slow-consumer sweep. */
   get consumerSubs(): Iterable<ConsumerSub> {
     return this.#consumers.values();
+  }
+
+  /** Whether ring memory may still be in use here: taken and unwritten, or not yet sent. */
+  get holding(): boolean {
+    return this.#taking || this.#conn.writableLength > 0;
   }
 
   /** The connection has something new to send. */
@@ -634,6 +641,7 @@ export class ServerConnection implements SubscriberConn {
         let wrote = false;
         if (!this.#closing) {
           for (const [key, sub] of this.#consumers) {
+            this.#taking = true;
             const items = sub.session.take(sub, TAKE_BUDGET);
             for (const item of items) {
               wrote = true;
@@ -657,6 +665,7 @@ export class ServerConnection implements SubscriberConn {
                 }
               }
             }
+            this.#taking = false;
           }
         }
         if (!wrote && !this.#dirty && this.#control.length === 0) {
@@ -666,6 +675,8 @@ export class ServerConnection implements SubscriberConn {
     } catch {
       // The socket failed: the read loop sees it too and cleans up.
       this.#destroy();
+    } finally {
+      this.#taking = false; // the socket is closed: what was taken is never written
     }
   }
 
@@ -683,12 +694,15 @@ export class ServerConnection implements SubscriberConn {
     await this.#conn.write(encodeFrame(FrameType.Control, sealed));
   }
 
-  /** Test hook path: splits a run into frames and writes what the hook returns. */
+  /**
+   * Test hook path: splits a run into frames and writes what the hook returns. The hook gets
+   * copies: it may keep frames to replay later, after the ring has reused their memory.
+   */
   async #writeTampered(run: Uint8Array): Promise<void> {
     for (let at = 0; at < run.length;) {
       const end = at + FRAME_HEADER + readU32BE(run, at);
       for (
-        const out of this.#ctx.tamper!(this.id, { kind: "data", bytes: run.subarray(at, end) })
+        const out of this.#ctx.tamper!(this.id, { kind: "data", bytes: run.slice(at, end) })
       ) {
         await this.#writeOut(out);
       }

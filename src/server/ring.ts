@@ -12,6 +12,19 @@
  * length, long enough for a per-frame object to survive into the old generation, and at
  * thousands of frames per second those objects were what made a relay's heap (and RSS)
  * climb between major collections. Views over frames are made when a run is sent.
+ *
+ * Frame bytes. A frame that arrived in a large chunk (≥ {@link KEEP_CHUNK}, the case under
+ * load) is kept where it is, in the received chunk, shared by every frame of that chunk.
+ * Frames of small chunks (one read per message at moderate rates) are copied into slabs:
+ * buffers filled front to back, sized to an eighth of the bytes the ring holds (512 B–256
+ * KiB), which the ring *reuses* once it has dropped their last frame and no connection still
+ * holds a view of one (the `released` check its owner passes in: every connection that took
+ * from the ring has `writableLength` 0 and nothing taken but unwritten, src/transport/types.ts).
+ * Keeping each small read's own buffer, or slabs used once, meant garbage at the stream's byte
+ * rate that lives a ring's length: promoted, freed late by the major collector, and kept by
+ * the allocator after that — the relay's RSS followed it (issue 5's soak, docs/SECURITY.md
+ * §3.1). A slab that cannot be reused yet (a consumer's socket is backed up) is left to the
+ * collector and a fresh one taken, so reuse never waits and never overwrites a lent byte.
  */
 
 import type { ControlMessage } from "../protocol/control.ts";
@@ -32,6 +45,13 @@ export interface MemoryAccount {
 }
 
 const TWO_32 = 0x1_0000_0000;
+/** Frames arriving in chunks at least this large are kept in them, not copied. */
+export const KEEP_CHUNK: number = 16 * 1024;
+const SLAB_MIN = 512;
+const SLAB_MAX = 256 * 1024;
+/** Emptied slabs kept for reuse; more are left to the collector. */
+const SPARE_SLABS = 8;
+const NO_SLAB = -1;
 const MASK_32 = 0xffff_ffffn;
 
 /** A bounded deque of entries with byte accounting. */
@@ -50,10 +70,30 @@ export class Ring {
   #streams = new Uint32Array(16);
   #seqHi = new Uint32Array(16);
   #seqLo = new Uint32Array(16);
+  /** Per slot: the slab id holding the frame, or NO_SLAB (kept in its received chunk). */
+  #slabOf = new Int32Array(16).fill(NO_SLAB);
+  // Slabs by id: the buffer and how many held frames lie in it.
+  #slabs: (Uint8Array | undefined)[] = [];
+  #slabFrames: number[] = [];
+  #freeIds: number[] = [];
+  /** Ids of slabs the ring no longer uses, oldest first, waiting to be reused. */
+  #spare: number[] = [];
+  #current = NO_SLAB;
+  #currentUsed = 0;
+  readonly #released: () => boolean;
 
-  /** @param account The relay-wide byte account this ring's data counts against. */
-  constructor(account: MemoryAccount = { used: 0, budget: Infinity }) {
+  /**
+   * @param account The relay-wide byte account this ring's data counts against.
+   * @param released Whether no connection holds a view of this ring's memory now (taken
+   *   and not yet written, or written and not yet handed to the OS). Only then is a slab
+   *   reused; the default never reuses.
+   */
+  constructor(
+    account: MemoryAccount = { used: 0, budget: Infinity },
+    released: () => boolean = () => false,
+  ) {
     this.#account = account;
+    this.#released = released;
   }
 
   /** Whether adding `size` bytes would take the relay over its memory budget. */
@@ -83,16 +123,34 @@ export class Ring {
 
   /**
    * Appends a data frame; returns its log index.
-   * @param frame The whole frame as received (never copied, never mutated; the ring keeps
-   *   its buffer).
+   * @param frame The whole frame as received. Never mutated; kept in place when its buffer is
+   *   at least {@link KEEP_CHUNK} long (the caller must then never reuse that buffer), copied
+   *   into a slab otherwise (the caller may reuse a small buffer).
    * @param seq Its seq (u64).
    * @param stream Its relay-local stream number.
    */
   pushData(frame: Uint8Array, seq: bigint, stream: number): number {
     const k = this.#claim();
-    this.#buffers[k] = frame.buffer;
-    this.#offsets[k] = frame.byteOffset;
-    this.#lengths[k] = frame.byteLength;
+    const length = frame.byteLength;
+    if (frame.buffer.byteLength >= KEEP_CHUNK) {
+      this.#buffers[k] = frame.buffer;
+      this.#offsets[k] = frame.byteOffset;
+      this.#slabOf[k] = NO_SLAB;
+    } else {
+      if (
+        this.#current === NO_SLAB || this.#currentUsed + length > this.#slabs[this.#current]!.length
+      ) {
+        this.#nextSlab(length);
+      }
+      const slab = this.#slabs[this.#current]!;
+      slab.set(frame, this.#currentUsed);
+      this.#buffers[k] = slab.buffer;
+      this.#offsets[k] = this.#currentUsed;
+      this.#slabOf[k] = this.#current;
+      this.#slabFrames[this.#current]!++;
+      this.#currentUsed += length;
+    }
+    this.#lengths[k] = length;
     this.#streams[k] = stream;
     this.#seqHi[k] = Number(seq >> 32n);
     this.#seqLo[k] = Number(seq & MASK_32);
@@ -120,6 +178,10 @@ export class Ring {
       this.#buffers[k] = undefined;
       this.#bytes -= this.#lengths[k]!;
       this.#account.used -= this.#lengths[k]!;
+      const id = this.#slabOf[k]!;
+      if (id !== NO_SLAB && --this.#slabFrames[id]! === 0 && id !== this.#current) {
+        this.#retire(id);
+      }
     }
     this.#head = (k + 1) & (this.#cap - 1);
     this.#size--;
@@ -129,6 +191,59 @@ export class Ring {
   /** Drops every entry (the session is gone); log indexes keep counting. */
   clear(): void {
     while (this.#size > 0) this.shift();
+    // Nothing is reused after this: the collector takes the slabs once the last view is gone.
+    this.#slabs = [];
+    this.#slabFrames = [];
+    this.#freeIds = [];
+    this.#spare = [];
+    this.#current = NO_SLAB;
+    this.#currentUsed = 0;
+  }
+
+  /** Slabs allocated and still referenced by the ring (held frames, current or spare). */
+  get slabCount(): number {
+    return this.#slabs.length - this.#freeIds.length;
+  }
+
+  /** The slab the next small frame goes to: a spare one when allowed, else a new one. */
+  #nextSlab(need: number): void {
+    const old = this.#current;
+    this.#current = NO_SLAB;
+    if (old !== NO_SLAB && this.#slabFrames[old] === 0) this.#retire(old);
+    let size = SLAB_MIN;
+    const want = Math.max(need, this.#bytes / 8);
+    while (size < want && size < SLAB_MAX) size *= 2;
+    size = Math.max(size, need);
+    if (this.#spare.length > 0 && this.#released()) {
+      // Every spare slab is free to reuse now; take one of a fitting size, drop misfits.
+      while (this.#spare.length > 0) {
+        const id = this.#spare.shift()!;
+        const length = this.#slabs[id]!.length;
+        if (length >= size && length <= size * 4) {
+          this.#current = id;
+          this.#currentUsed = 0;
+          return;
+        }
+        this.#forget(id);
+      }
+    }
+    const id = this.#freeIds.pop() ?? this.#slabs.length;
+    this.#slabs[id] = new Uint8Array(size);
+    this.#slabFrames[id] = 0;
+    this.#current = id;
+    this.#currentUsed = 0;
+  }
+
+  /** A slab without held frames that is not current: kept as a spare, or forgotten. */
+  #retire(id: number): void {
+    this.#spare.push(id);
+    if (this.#spare.length > SPARE_SLABS) this.#forget(this.#spare.shift()!);
+  }
+
+  /** Leaves a slab to the collector (a connection may still hold views of it). */
+  #forget(id: number): void {
+    this.#slabs[id] = undefined;
+    this.#freeIds.push(id);
   }
 
   /** Whether `index` is held (base ≤ index < end). */
@@ -160,7 +275,7 @@ export class Ring {
     return this.seq(index) < bound;
   }
 
-  /** The received chunk's buffer holding the data frame at a held log index. */
+  /** The buffer (received chunk or slab) holding the data frame at a held log index. */
   buffer(index: number): ArrayBufferLike {
     return this.#buffers[this.#slot(index)]!;
   }
@@ -203,6 +318,7 @@ export class Ring {
     const streams = new Uint32Array(cap);
     const seqHi = new Uint32Array(cap);
     const seqLo = new Uint32Array(cap);
+    const slabOf = new Int32Array(cap).fill(NO_SLAB);
     for (let i = 0; i < this.#size; i++) {
       const k = order(i);
       events[i] = this.#events[k];
@@ -212,6 +328,7 @@ export class Ring {
       streams[i] = this.#streams[k]!;
       seqHi[i] = this.#seqHi[k]!;
       seqLo[i] = this.#seqLo[k]!;
+      slabOf[i] = this.#slabOf[k]!;
     }
     this.#events = events;
     this.#buffers = buffers;
@@ -220,6 +337,7 @@ export class Ring {
     this.#streams = streams;
     this.#seqHi = seqHi;
     this.#seqLo = seqLo;
+    this.#slabOf = slabOf;
     this.#cap = cap;
     this.#head = 0;
   }

@@ -28,13 +28,19 @@ export interface SubscriberConn {
   readonly id: number;
   /** The connection has something new to send. */
   wake(): void;
+  /**
+   * Whether the connection may still hold a view of ring memory: runs taken and not yet
+   * written, or written and not yet handed to the OS (`writableLength` > 0). The ring reuses
+   * its slabs only while no connection that took from it says so (src/server/ring.ts).
+   */
+  readonly holding: boolean;
 }
 
 /**
  * The producer slot's holder when the session's producer is on another relay of a cluster
  * (src/server/cluster.ts): this relay mirrors a stream it receives over NATS.
  */
-export const REMOTE_ORIGIN: SubscriberConn = { id: 0, wake() {} };
+export const REMOTE_ORIGIN: SubscriberConn = { id: 0, wake() {}, holding: false };
 
 /** Where the session's current stream comes from. */
 export type Origin = "none" | "local" | "remote";
@@ -168,6 +174,8 @@ export class RelaySession {
   #closed = false;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   #wakeQueued = false;
+  /** Connections that took views of ring memory and may hold them still. */
+  readonly #lenders = new Set<SubscriberConn>();
 
   /**
    * @param routeId The route id.
@@ -179,7 +187,7 @@ export class RelaySession {
     this.tag = tag;
     this.name = fingerprint(routeId);
     this.#ctx = ctx;
-    this.#ring = new Ring(ctx.memory);
+    this.#ring = new Ring(ctx.memory, () => this.#released());
   }
 
   /** Entries held in the ring. */
@@ -303,6 +311,13 @@ export class RelaySession {
     if (sub.done) return;
     sub.done = true;
     this.consumers.delete(sub);
+    // A departed consumer must not stay referenced until the ring next needs a slab (a ring of
+    // large reads never does): forget it now unless its socket still holds views, and sweep
+    // those left over once they outnumber the readers (amortised O(1) per removal).
+    if (!sub.conn.holding) this.#lenders.delete(sub.conn);
+    if (this.#lenders.size > 2 * (this.consumers.size + this.#uplinks.size) + 64) {
+      this.#pruneLenders();
+    }
     if (sub.policy === "block") {
       this.#blockers--;
       this.#notifyRoom();
@@ -365,8 +380,10 @@ export class RelaySession {
     let bytes = 0;
     let last = -1; // log index of the last data frame taken
     let skip = sub.skipBelow > 0n; // set below too, by a resuming consumer's STREAM-START
+    let lent = false;
     const flush = () => {
       if (runBuffer !== undefined) {
+        lent = true;
         out.push({
           kind: "bytes",
           bytes: new Uint8Array(runBuffer, runStart, runEnd - runStart),
@@ -430,8 +447,20 @@ export class RelaySession {
     }
     flush();
     if (last >= 0) sub.nextSeq = ring.seq(last) + 1n;
+    if (lent) this.#lenders.add(sub.conn);
     if (sub.policy === "block" && out.length > 0) this.#notifyRoom();
     return out;
+  }
+
+  /** No connection holds a view of ring memory now. */
+  #released(): boolean {
+    this.#pruneLenders();
+    return this.#lenders.size === 0;
+  }
+
+  /** Forgets the lenders that hold nothing now (they are added again when they next take). */
+  #pruneLenders(): void {
+    for (const conn of this.#lenders) if (!conn.holding) this.#lenders.delete(conn);
   }
 
   /** Policy `drop`: jump to the live head and say what was skipped. */

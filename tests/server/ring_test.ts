@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ControlKind } from "../../src/protocol/control.ts";
-import { type MemoryAccount, Ring } from "../../src/server/ring.ts";
+import { KEEP_CHUNK, type MemoryAccount, Ring } from "../../src/server/ring.ts";
 
 const event = (stream: number) =>
   ({
@@ -9,10 +9,11 @@ const event = (stream: number) =>
     message: { kind: ControlKind.ProducerLeft, tag: new Uint8Array(16), reason: 1 },
   }) as const;
 
-test("Ring keeps frames as views of their chunk, with seq, stream and byte accounting", () => {
+test("Ring keeps frames of large chunks in place, with seq, stream and byte accounting", () => {
   const account: MemoryAccount = { used: 0, budget: 1000 };
   const ring = new Ring(account);
-  const chunk = new Uint8Array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  const chunk = new Uint8Array(KEEP_CHUNK);
+  chunk.set([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   assert.equal(ring.pushData(chunk.subarray(2, 5), 7n, 1), 0);
   assert.equal(ring.pushEvent(event(1)), 1);
   assert.equal(ring.pushData(chunk.subarray(5, 9), 8n, 1), 2);
@@ -48,7 +49,7 @@ test("Ring seqs round-trip across the whole u64 range, and compare exactly", () 
 
 test("Ring grows past its initial capacity with a wrapped head, keeping order", () => {
   const ring = new Ring();
-  const chunk = new Uint8Array(1000);
+  const chunk = new Uint8Array(KEEP_CHUNK);
   let next = 0;
   // Wrap the head first, then grow twice while wrapped.
   for (; next < 10; next++) ring.pushData(chunk.subarray(next, next + 1), BigInt(next), 1);
@@ -73,4 +74,110 @@ test("Ring grows past its initial capacity with a wrapped head, keeping order", 
     seen.push(ring.event(i)?.stream ?? Number(ring.seq(i)));
   }
   assert.deepEqual(seen, Array.from({ length: 52 }, (_, i) => i + 8));
+});
+
+test("Ring copies frames of small chunks side by side into a slab, never into the chunk", () => {
+  const ring = new Ring();
+  const a = new Uint8Array([1, 2, 3, 4]);
+  const b = new Uint8Array([9, 5, 6, 9]);
+  ring.pushData(a.subarray(1, 3), 0n, 1);
+  ring.pushData(b.subarray(1, 3), 1n, 1);
+  a.fill(0);
+  b.fill(0); // the caller may reuse a small chunk
+  assert.notEqual(ring.buffer(0), a.buffer);
+  assert.equal(ring.buffer(0), ring.buffer(1));
+  assert.equal(ring.offset(1), ring.offset(0) + 2);
+  assert.deepEqual([...ring.frame(0), ...ring.frame(1)], [2, 3, 5, 6]);
+  assert.equal(ring.buffer(0).byteLength, 512); // a quiet session's slab is small
+  // A frame too big for the slab's remaining room starts a slab that fits it.
+  const big = new Uint8Array(KEEP_CHUNK - 1).fill(7);
+  ring.pushData(big.subarray(1), 2n, 1);
+  assert.notEqual(ring.buffer(2), ring.buffer(0));
+  assert.ok(ring.frame(2).every((x) => x === 7) && ring.length(2) === KEEP_CHUNK - 2);
+  assert.deepEqual([...ring.frame(0)], [2, 3]); // the earlier slab is left as it was
+});
+
+/** Pushes `count` frames of `size` bytes (each filled with its seq's low byte), keeping `keep`. */
+function stream(ring: Ring, from: number, count: number, size: number, keep: number): void {
+  for (let i = from; i < from + count; i++) {
+    ring.pushData(new Uint8Array(size).fill(i & 0xff), BigInt(i), 1);
+    while (ring.size > keep) ring.shift();
+  }
+}
+
+function assertIntact(ring: Ring): void {
+  for (let i = ring.base; i < ring.end; i++) {
+    const want = Number(ring.seq(i)) & 0xff;
+    assert.ok(ring.frame(i).every((x) => x === want), `frame ${ring.seq(i)} overwritten`);
+  }
+}
+
+test("Ring slabs grow with the bytes held, so a busy ring holds few buffers", () => {
+  const ring = new Ring();
+  stream(ring, 0, 20_000, 100, 10_000);
+  const buffers = new Set<ArrayBufferLike>();
+  for (let i = ring.base; i < ring.end; i++) buffers.add(ring.buffer(i));
+  assertIntact(ring);
+  // 1 MB held: the slabs reach 128-256 KiB, so about ten buffers, not 10,000.
+  assert.ok(buffers.size <= 12, `${buffers.size} buffers`);
+  let pinned = 0;
+  for (const b of buffers) pinned += b.byteLength;
+  assert.ok(pinned < ring.bytes * 1.5, `${pinned} bytes pinned for ${ring.bytes}`);
+});
+
+test("Ring reuses emptied slabs while nothing is lent, so a steady stream allocates nothing", () => {
+  const ring = new Ring(undefined, () => true);
+  stream(ring, 0, 5_000, 200, 1_000); // 200 KB held: 32 KiB slabs
+  const seen = new Set<ArrayBufferLike>();
+  const collect = () => {
+    for (let i = ring.base; i < ring.end; i++) seen.add(ring.buffer(i));
+  };
+  collect();
+  const before = new Set(seen);
+  for (let n = 0; n < 20; n++) {
+    stream(ring, 5_000 + n * 1_000, 1_000, 200, 1_000);
+    collect();
+    assertIntact(ring);
+  }
+  // 4 MB more streamed through, all of it in the slabs that were there (or spares of them).
+  const fresh = [...seen].filter((b) => !before.has(b));
+  assert.ok(fresh.length <= 2, `${fresh.length} new slabs for 4 MB`);
+  assert.ok(ring.slabCount <= 9 + 2, `${ring.slabCount} slabs held`);
+});
+
+test("Ring never reuses a slab while a connection may hold a view of it", () => {
+  let released = false;
+  let asked = 0;
+  const ring = new Ring(undefined, () => {
+    asked++;
+    return released;
+  });
+  stream(ring, 0, 2_000, 200, 500);
+  // A consumer took views of everything held, and its socket still has them queued.
+  const lent = [];
+  for (let i = ring.base; i < ring.end; i++) lent.push({ seq: ring.seq(i), view: ring.frame(i) });
+  stream(ring, 2_000, 3_000, 200, 500); // every lent frame is evicted, its slab emptied
+  assert.ok(asked > 0, "the ring asked before taking a spare");
+  for (const { seq, view } of lent) {
+    assert.ok(view.every((x) => x === (Number(seq) & 0xff)), `lent frame ${seq} overwritten`);
+  }
+  assertIntact(ring);
+  // Once released, the spares are taken again and the stream stays intact.
+  released = true;
+  const slabs = ring.slabCount;
+  stream(ring, 5_000, 3_000, 200, 500);
+  assertIntact(ring);
+  assert.ok(ring.slabCount <= slabs, `${ring.slabCount} slabs after release, ${slabs} before`);
+});
+
+test("Ring frames of large chunks are kept in place and never count as slabs", () => {
+  const ring = new Ring(undefined, () => true);
+  const chunk = new Uint8Array(KEEP_CHUNK * 2).fill(3);
+  ring.pushData(chunk.subarray(0, 100), 0n, 1);
+  ring.pushData(chunk.subarray(100, 300), 1n, 1);
+  assert.equal(ring.buffer(0), chunk.buffer);
+  assert.equal(ring.buffer(1), chunk.buffer);
+  assert.equal(ring.slabCount, 0);
+  ring.clear();
+  assert.equal(ring.slabCount, 0);
 });

@@ -19,7 +19,7 @@ function newSession(): RelaySession {
   });
 }
 
-const conn = (id: number): SubscriberConn => ({ id, wake: () => {} });
+const conn = (id: number): SubscriberConn => ({ id, wake: () => {}, holding: false });
 
 const start = (epoch: Uint8Array, firstSeq: bigint): StreamStart => ({
   tag: new Uint8Array(8),
@@ -101,4 +101,64 @@ test("after a resumed stream ends, the next stream is delivered from its first f
   s.startStream(start(new Uint8Array(16).fill(4), 0n));
   send(s, 0, 3);
   assert.deepEqual(seqs(s.take(sub, 1 << 20)), [0, 1, 2]);
+});
+
+test("ring memory a backed-up consumer still holds is never reused; once it drains, it is", () => {
+  const s = new RelaySession(new Uint8Array(32), new Uint8Array(8), {
+    limits: { ...DEFAULT_LIMITS, ringFrames: 256 },
+    log: new Logger("off", () => {}),
+    counters: { lagged: 0, slowDisconnects: 0 },
+    onIdle: () => {},
+  });
+  const slowConn = { id: 1, wake: () => {}, holding: false };
+  const slow = s.addConsumer(slowConn, undefined).sub;
+  const fast = s.addConsumer(conn(2), undefined).sub;
+  s.setProducer(conn(3));
+  s.startStream(start(new Uint8Array(16).fill(1), 0n));
+  let seq = 0;
+  /** Frames of 200 bytes, each filled with its seq's low byte, in a buffer of its own. */
+  const produce = (count: number) => {
+    for (const end = seq + count; seq < end; seq++) {
+      assert.ok(s.hasRoom(200));
+      s.appendData(new Uint8Array(200).fill(seq & 0xff), BigInt(seq), 0);
+    }
+  };
+  /** What `sub` is handed now: its runs' buffers, after checking every frame's bytes. */
+  const takeAll = (sub: typeof fast) => {
+    const buffers: ArrayBufferLike[] = [];
+    for (const o of s.take(sub, 1 << 30)) {
+      if (o.kind !== "bytes") continue;
+      buffers.push(o.bytes.buffer);
+      for (let at = 0; at < o.bytes.length; at += 200) {
+        const frame = o.bytes.subarray(at, at + 200);
+        assert.ok(frame.every((x) => x === frame[0]), "a frame handed out is torn");
+      }
+    }
+    return buffers;
+  };
+  produce(200);
+  takeAll(fast);
+  // The slow consumer takes everything there is and its socket keeps it queued.
+  const lent = s.take(slow, 1 << 30).flatMap((o) => o.kind === "bytes" ? [o.bytes] : []);
+  const copies = lent.map((v) => v.slice());
+  slowConn.holding = true;
+  assert.ok(lent.length > 0);
+  const seenWhileHeld = new Set<ArrayBufferLike>();
+  for (let round = 0; round < 50; round++) {
+    produce(100);
+    for (const b of takeAll(fast)) seenWhileHeld.add(b);
+  }
+  // 5,000 frames went through a 256-frame ring: the lent memory is untouched.
+  lent.forEach((v, i) => assert.deepEqual(v, copies[i], `lent run ${i} was overwritten`));
+  const heldSlabs = seenWhileHeld.size;
+  // Drained: from now on the ring takes its spare slabs again instead of new ones.
+  slowConn.holding = false;
+  const seenAfter = new Set<ArrayBufferLike>();
+  for (let round = 0; round < 50; round++) {
+    produce(100);
+    for (const b of takeAll(fast)) seenAfter.add(b);
+  }
+  // 1 MB through 8 KiB slabs: ~120 fresh ones while held; after, the ~8 in use plus spares.
+  assert.ok(heldSlabs >= 100, `${heldSlabs} buffers while held: each new (nothing reused)`);
+  assert.ok(seenAfter.size <= 20, `${seenAfter.size} buffers after release: reused`);
 });
