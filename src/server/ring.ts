@@ -51,7 +51,15 @@ const SLAB_MIN = 512;
 const SLAB_MAX = 256 * 1024;
 /** Emptied slabs kept for reuse; more are left to the collector. */
 const SPARE_SLABS = 8;
-const NO_SLAB = -1;
+
+/** A buffer small frames are copied into, front to back. */
+interface Slab {
+  readonly bytes: Uint8Array;
+  /** Bytes filled. */
+  used: number;
+  /** Held frames lying in it. */
+  frames: number;
+}
 const MASK_32 = 0xffff_ffffn;
 
 /** A bounded deque of entries with byte accounting. */
@@ -70,16 +78,13 @@ export class Ring {
   #streams = new Uint32Array(16);
   #seqHi = new Uint32Array(16);
   #seqLo = new Uint32Array(16);
-  /** Per slot: the slab id holding the frame, or NO_SLAB (kept in its received chunk). */
-  #slabOf = new Int32Array(16).fill(NO_SLAB);
-  // Slabs by id: the buffer and how many held frames lie in it.
-  #slabs: (Uint8Array | undefined)[] = [];
-  #slabFrames: number[] = [];
-  #freeIds: number[] = [];
-  /** Ids of slabs the ring no longer uses, oldest first, waiting to be reused. */
-  #spare: number[] = [];
-  #current = NO_SLAB;
-  #currentUsed = 0;
+  /** Per slot: the slab holding the frame (unset: kept in its received chunk). */
+  #slabOf: (Slab | undefined)[] = new Array(16);
+  /** The slab small frames are copied into now. */
+  #current: Slab | undefined;
+  /** Slabs without held frames, oldest first, waiting to be reused. */
+  #spare: Slab[] = [];
+  #slabCount = 0;
   readonly #released: () => boolean;
 
   /**
@@ -135,20 +140,18 @@ export class Ring {
     if (frame.buffer.byteLength >= KEEP_CHUNK) {
       this.#buffers[k] = frame.buffer;
       this.#offsets[k] = frame.byteOffset;
-      this.#slabOf[k] = NO_SLAB;
+      this.#slabOf[k] = undefined;
     } else {
-      if (
-        this.#current === NO_SLAB || this.#currentUsed + length > this.#slabs[this.#current]!.length
-      ) {
-        this.#nextSlab(length);
+      let slab = this.#current;
+      if (slab === undefined || slab.used + length > slab.bytes.length) {
+        slab = this.#nextSlab(length);
       }
-      const slab = this.#slabs[this.#current]!;
-      slab.set(frame, this.#currentUsed);
-      this.#buffers[k] = slab.buffer;
-      this.#offsets[k] = this.#currentUsed;
-      this.#slabOf[k] = this.#current;
-      this.#slabFrames[this.#current]!++;
-      this.#currentUsed += length;
+      slab.bytes.set(frame, slab.used);
+      this.#buffers[k] = slab.bytes.buffer;
+      this.#offsets[k] = slab.used;
+      this.#slabOf[k] = slab;
+      slab.frames++;
+      slab.used += length;
     }
     this.#lengths[k] = length;
     this.#streams[k] = stream;
@@ -178,9 +181,10 @@ export class Ring {
       this.#buffers[k] = undefined;
       this.#bytes -= this.#lengths[k]!;
       this.#account.used -= this.#lengths[k]!;
-      const id = this.#slabOf[k]!;
-      if (id !== NO_SLAB && --this.#slabFrames[id]! === 0 && id !== this.#current) {
-        this.#retire(id);
+      const slab = this.#slabOf[k];
+      if (slab !== undefined) {
+        this.#slabOf[k] = undefined;
+        if (--slab.frames === 0 && slab !== this.#current) this.#retire(slab);
       }
     }
     this.#head = (k + 1) & (this.#cap - 1);
@@ -192,58 +196,46 @@ export class Ring {
   clear(): void {
     while (this.#size > 0) this.shift();
     // Nothing is reused after this: the collector takes the slabs once the last view is gone.
-    this.#slabs = [];
-    this.#slabFrames = [];
-    this.#freeIds = [];
     this.#spare = [];
-    this.#current = NO_SLAB;
-    this.#currentUsed = 0;
+    this.#current = undefined;
+    this.#slabCount = 0;
   }
 
-  /** Slabs allocated and still referenced by the ring (held frames, current or spare). */
+  /** Slabs the ring still references (holding frames, current or spare). */
   get slabCount(): number {
-    return this.#slabs.length - this.#freeIds.length;
+    return this.#slabCount;
   }
 
-  /** The slab the next small frame goes to: a spare one when allowed, else a new one. */
-  #nextSlab(need: number): void {
+  /** Makes the slab the next small frame goes to: a spare one when allowed, else a new one. */
+  #nextSlab(need: number): Slab {
     const old = this.#current;
-    this.#current = NO_SLAB;
-    if (old !== NO_SLAB && this.#slabFrames[old] === 0) this.#retire(old);
+    this.#current = undefined;
+    if (old !== undefined && old.frames === 0) this.#retire(old);
     let size = SLAB_MIN;
     const want = Math.max(need, this.#bytes / 8);
     while (size < want && size < SLAB_MAX) size *= 2;
     size = Math.max(size, need);
     if (this.#spare.length > 0 && this.#released()) {
       // Every spare slab is free to reuse now; take one of a fitting size, drop misfits.
-      while (this.#spare.length > 0) {
-        const id = this.#spare.shift()!;
-        const length = this.#slabs[id]!.length;
-        if (length >= size && length <= size * 4) {
-          this.#current = id;
-          this.#currentUsed = 0;
-          return;
+      for (let slab = this.#spare.shift(); slab !== undefined; slab = this.#spare.shift()) {
+        if (slab.bytes.length >= size && slab.bytes.length <= size * 4) {
+          slab.used = 0;
+          return this.#current = slab;
         }
-        this.#forget(id);
+        this.#slabCount--; // left to the collector
       }
     }
-    const id = this.#freeIds.pop() ?? this.#slabs.length;
-    this.#slabs[id] = new Uint8Array(size);
-    this.#slabFrames[id] = 0;
-    this.#current = id;
-    this.#currentUsed = 0;
+    this.#slabCount++;
+    return this.#current = { bytes: new Uint8Array(size), used: 0, frames: 0 };
   }
 
-  /** A slab without held frames that is not current: kept as a spare, or forgotten. */
-  #retire(id: number): void {
-    this.#spare.push(id);
-    if (this.#spare.length > SPARE_SLABS) this.#forget(this.#spare.shift()!);
-  }
-
-  /** Leaves a slab to the collector (a connection may still hold views of it). */
-  #forget(id: number): void {
-    this.#slabs[id] = undefined;
-    this.#freeIds.push(id);
+  /** A slab without held frames that is not current: kept as a spare, or left to the collector. */
+  #retire(slab: Slab): void {
+    this.#spare.push(slab);
+    if (this.#spare.length > SPARE_SLABS) {
+      this.#spare.shift();
+      this.#slabCount--;
+    }
   }
 
   /** Whether `index` is held (base ≤ index < end). */
@@ -318,7 +310,7 @@ export class Ring {
     const streams = new Uint32Array(cap);
     const seqHi = new Uint32Array(cap);
     const seqLo = new Uint32Array(cap);
-    const slabOf = new Int32Array(cap).fill(NO_SLAB);
+    const slabOf: (Slab | undefined)[] = new Array(cap);
     for (let i = 0; i < this.#size; i++) {
       const k = order(i);
       events[i] = this.#events[k];
@@ -328,7 +320,7 @@ export class Ring {
       streams[i] = this.#streams[k]!;
       seqHi[i] = this.#seqHi[k]!;
       seqLo[i] = this.#seqLo[k]!;
-      slabOf[i] = this.#slabOf[k]!;
+      slabOf[i] = this.#slabOf[k];
     }
     this.#events = events;
     this.#buffers = buffers;

@@ -174,8 +174,8 @@ export class RelaySession {
   #closed = false;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   #wakeQueued = false;
-  /** Connections that took views of ring memory and may hold them still. */
-  readonly #lenders = new Set<SubscriberConn>();
+  /** Connections that took (borrowed) views of ring memory and may hold them still. */
+  readonly #borrowers = new Set<SubscriberConn>();
 
   /**
    * @param routeId The route id.
@@ -314,9 +314,9 @@ export class RelaySession {
     // A departed consumer must not stay referenced until the ring next needs a slab (a ring of
     // large reads never does): forget it now unless its socket still holds views, and sweep
     // those left over once they outnumber the readers (amortised O(1) per removal).
-    if (!sub.conn.holding) this.#lenders.delete(sub.conn);
-    if (this.#lenders.size > 2 * (this.consumers.size + this.#uplinks.size) + 64) {
-      this.#pruneLenders();
+    if (!sub.conn.holding) this.#borrowers.delete(sub.conn);
+    if (this.#borrowers.size > 2 * (this.consumers.size + this.#uplinks.size) + 64) {
+      this.#pruneBorrowers();
     }
     if (sub.policy === "block") {
       this.#blockers--;
@@ -447,20 +447,20 @@ export class RelaySession {
     }
     flush();
     if (last >= 0) sub.nextSeq = ring.seq(last) + 1n;
-    if (lent) this.#lenders.add(sub.conn);
+    if (lent) this.#borrowers.add(sub.conn);
     if (sub.policy === "block" && out.length > 0) this.#notifyRoom();
     return out;
   }
 
   /** No connection holds a view of ring memory now. */
   #released(): boolean {
-    this.#pruneLenders();
-    return this.#lenders.size === 0;
+    this.#pruneBorrowers();
+    return this.#borrowers.size === 0;
   }
 
-  /** Forgets the lenders that hold nothing now (they are added again when they next take). */
-  #pruneLenders(): void {
-    for (const conn of this.#lenders) if (!conn.holding) this.#lenders.delete(conn);
+  /** Forgets the borrowers that hold nothing now (they are added again when they next take). */
+  #pruneBorrowers(): void {
+    for (const conn of this.#borrowers) if (!conn.holding) this.#borrowers.delete(conn);
   }
 
   /** Policy `drop`: jump to the live head and say what was skipped. */

@@ -163,7 +163,6 @@ class DenoConnAdapter implements Conn {
         while (off < chunk.length) {
           off += await this.#conn.write(off === 0 ? chunk : chunk.subarray(off));
         }
-        this.#inflight = 0;
         this.#queued -= chunk.length;
         if (this.#queued < this.#highWater) this.#gate.release();
       }
