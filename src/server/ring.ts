@@ -13,6 +13,11 @@
  * thousands of frames per second those objects were what made a relay's heap (and RSS)
  * climb between major collections. Views over frames are made when a run is sent.
  *
+ * Runs. Data frames appended back to back in one buffer (one received chunk, or one slab) and
+ * one stream form a run: each slot records its run's id and the ring keeps each run's end, so
+ * a reader takes a whole run — hundreds of small frames — as one view in O(1) instead of
+ * walking it frame by frame ({@link Ring.runEnd}). An event ends the run before it.
+ *
  * Frame bytes. A frame that arrived in a large chunk (≥ {@link KEEP_CHUNK}, the case under
  * load) is kept where it is, in the received chunk, shared by every frame of that chunk.
  * Frames of small chunks (one read per message at moderate rates) are copied into slabs:
@@ -80,6 +85,19 @@ export class Ring {
   #seqLo = new Uint32Array(16);
   /** Per slot: the slab holding the frame (unset: kept in its received chunk). */
   #slabOf: (Slab | undefined)[] = new Array(16);
+  /** Per slot: the id of the run the entry belongs to (an event is a run of its own). */
+  #runs = new Float64Array(16);
+  /**
+   * Per run id (at `id % cap`): the log index one past the run's last entry. The ids of held
+   * entries are consecutive and at most `cap` many, so they never collide.
+   */
+  #runEnds = new Float64Array(16);
+  /** Id of the newest run. */
+  #run = -1;
+  /** Where the newest run's next frame would have to lie to extend it (buffer unset: it cannot). */
+  #tailBuffer: ArrayBufferLike | undefined;
+  #tailOffset = 0;
+  #tailStream = 0;
   /** The slab small frames are copied into now. */
   #current: Slab | undefined;
   /** Slabs without held frames, oldest first, waiting to be reused. */
@@ -137,9 +155,11 @@ export class Ring {
   pushData(frame: Uint8Array, seq: bigint, stream: number): number {
     const k = this.#claim();
     const length = frame.byteLength;
+    let buffer: ArrayBufferLike;
+    let offset: number;
     if (frame.buffer.byteLength >= KEEP_CHUNK) {
-      this.#buffers[k] = frame.buffer;
-      this.#offsets[k] = frame.byteOffset;
+      buffer = frame.buffer;
+      offset = frame.byteOffset;
       this.#slabOf[k] = undefined;
     } else {
       let slab = this.#current;
@@ -147,12 +167,20 @@ export class Ring {
         slab = this.#nextSlab(length);
       }
       slab.bytes.set(frame, slab.used);
-      this.#buffers[k] = slab.bytes.buffer;
-      this.#offsets[k] = slab.used;
+      buffer = slab.bytes.buffer;
+      offset = slab.used;
       this.#slabOf[k] = slab;
       slab.frames++;
       slab.used += length;
     }
+    this.#buffers[k] = buffer;
+    this.#offsets[k] = offset;
+    const extends_ = buffer === this.#tailBuffer && offset === this.#tailOffset &&
+      stream === this.#tailStream;
+    this.#endRun(k, extends_);
+    this.#tailBuffer = buffer;
+    this.#tailOffset = offset + length;
+    this.#tailStream = stream;
     this.#lengths[k] = length;
     this.#streams[k] = stream;
     this.#seqHi[k] = Number(seq >> 32n);
@@ -168,7 +196,16 @@ export class Ring {
     this.#events[k] = event;
     this.#streams[k] = event.stream;
     this.#lengths[k] = 0;
+    this.#endRun(k, false);
+    this.#tailBuffer = undefined;
     return this.end - 1;
+  }
+
+  /** Puts the entry just claimed at slot `k` into the newest run, or into a new one. */
+  #endRun(k: number, extend: boolean): void {
+    if (!extend) this.#run++;
+    this.#runs[k] = this.#run;
+    this.#runEnds[this.#run % this.#cap] = this.end;
   }
 
   /** Drops the oldest entry. */
@@ -195,6 +232,7 @@ export class Ring {
   /** Drops every entry (the session is gone); log indexes keep counting. */
   clear(): void {
     while (this.#size > 0) this.shift();
+    this.#tailBuffer = undefined;
     // Nothing is reused after this: the collector takes the slabs once the last view is gone.
     this.#spare = [];
     this.#current = undefined;
@@ -282,6 +320,31 @@ export class Ring {
     return this.#lengths[this.#slot(index)]!;
   }
 
+  /**
+   * The log index one past the last entry of the run holding `index`: the data frames from
+   * `index` up to it lie back to back in {@link buffer}, all of one stream. For an event,
+   * `index + 1`.
+   */
+  runEnd(index: number): number {
+    return this.#runEnds[this.#runs[this.#slot(index)]! % this.#cap]!;
+  }
+
+  /**
+   * Within a run `[from, to)`: the first index after `from` whose frame starts at or beyond
+   * byte offset `limit` (binary search over the run's rising offsets), or `to` if none does.
+   * Taking `[from, result)` takes frames until one reaches `limit`.
+   */
+  runCut(from: number, to: number, limit: number): number {
+    let lo = from + 1;
+    let hi = to;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#offsets[this.#slot(mid)]! >= limit) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
   /** A view of the data frame at a held log index. */
   frame(index: number): Uint8Array {
     const k = this.#slot(index);
@@ -311,6 +374,8 @@ export class Ring {
     const seqHi = new Uint32Array(cap);
     const seqLo = new Uint32Array(cap);
     const slabOf: (Slab | undefined)[] = new Array(cap);
+    const runs = new Float64Array(cap);
+    const runEnds = new Float64Array(cap);
     for (let i = 0; i < this.#size; i++) {
       const k = order(i);
       events[i] = this.#events[k];
@@ -321,6 +386,9 @@ export class Ring {
       seqHi[i] = this.#seqHi[k]!;
       seqLo[i] = this.#seqLo[k]!;
       slabOf[i] = this.#slabOf[k];
+      const run = this.#runs[k]!;
+      runs[i] = run;
+      runEnds[run % cap] = this.#runEnds[run % this.#cap]!;
     }
     this.#events = events;
     this.#buffers = buffers;
@@ -330,6 +398,8 @@ export class Ring {
     this.#seqHi = seqHi;
     this.#seqLo = seqLo;
     this.#slabOf = slabOf;
+    this.#runs = runs;
+    this.#runEnds = runEnds;
     this.#cap = cap;
     this.#head = 0;
   }

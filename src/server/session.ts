@@ -166,6 +166,12 @@ export class RelaySession {
   /** Log index of the END frame of the last ended stream. */
   #endIndex = -1;
   #blockers = 0;
+  /**
+   * At most the lowest cursor of a blocking consumer (Infinity: none yet). Cursors only move
+   * forward, except that a resuming consumer may be placed behind the others (then lowered),
+   * so the exact minimum, O(consumers), is computed only when this bound says "maybe".
+   */
+  #blockBound = Infinity;
   #roomWaiters: (() => void)[] = [];
   /** What blocking consumers on other relays of a cluster still need (origin side). */
   #remoteFloor: Floor | undefined;
@@ -273,6 +279,7 @@ export class RelaySession {
     this.#inUse();
     if (policy === "block") {
       this.#blockers++;
+      this.#blockBound = Math.min(this.#blockBound, sub.cursor);
       this.#blockersMoved();
     }
     this.#checkWait();
@@ -355,7 +362,8 @@ export class RelaySession {
 
   /**
    * What a consumer's connection should send next: runs of whole frames exactly as
-   * received (contiguous frames of one read chunk merged into one view), and control events.
+   * received (the ring's runs: frames back to back in one buffer, one view each), and
+   * control events. O(runs + events) per call, whatever the number of frames.
    * @param sub The consumer.
    * @param budget Stop after about this many bytes.
    * @returns The items, in order; empty when the consumer is caught up.
@@ -371,56 +379,42 @@ export class RelaySession {
       }
       this.#skipAhead(sub, out);
     }
-    // The current run: frames lying back to back in one received chunk. Only offsets are
-    // tracked per frame; the view over the whole run is made once, when it is flushed.
-    let runBuffer: ArrayBufferLike | undefined;
-    let runStart = 0;
-    let runEnd = 0;
-    let frames = 0;
     let bytes = 0;
     let last = -1; // log index of the last data frame taken
     let skip = sub.skipBelow > 0n; // set below too, by a resuming consumer's STREAM-START
-    let lent = false;
-    const flush = () => {
-      if (runBuffer !== undefined) {
-        lent = true;
-        out.push({
-          kind: "bytes",
-          bytes: new Uint8Array(runBuffer, runStart, runEnd - runStart),
-          frames,
-        });
-      }
-      runBuffer = undefined;
-      frames = 0;
-    };
     while (sub.cursor < ring.end && bytes < budget) {
-      const i = sub.cursor++;
+      let i = sub.cursor;
       const e = ring.event(i);
       if (e === undefined) {
+        // A run: frames back to back in one buffer, all of one stream. Taken as one view.
+        let j = ring.runEnd(i);
+        sub.cursor = j;
         if (ring.stream(i) !== sub.stream) continue; // a stream this consumer never started
-        if (skip && ring.seqBelow(i, sub.skipBelow)) continue;
-        const buffer = ring.buffer(i);
-        const offset = ring.offset(i);
-        const length = ring.length(i);
-        bytes += length;
-        last = i;
-        if (buffer === runBuffer && offset === runEnd) {
-          runEnd += length;
-          frames++;
-        } else {
-          flush();
-          runBuffer = buffer;
-          runStart = offset;
-          runEnd = offset + length;
-          frames = 1;
+        if (skip) {
+          // Seqs rise within a run: skip the frames a resuming consumer already has.
+          while (i < j && ring.seqBelow(i, sub.skipBelow)) i++;
+          if (i === j) continue;
         }
+        const from = ring.offset(i);
+        if (j - i > 1 && ring.offset(j - 1) - from >= budget - bytes) {
+          j = ring.runCut(i, j, from + budget - bytes); // stop at the frame reaching the budget
+          sub.cursor = j;
+        }
+        const to = ring.offset(j - 1) + ring.length(j - 1);
+        out.push({
+          kind: "bytes",
+          bytes: new Uint8Array(ring.buffer(i), from, to - from),
+          frames: j - i,
+        });
+        bytes += to - from;
+        last = j - 1;
         continue;
       }
+      sub.cursor = i + 1;
       if (last >= 0) {
         sub.nextSeq = ring.seq(last) + 1n;
         last = -1;
       }
-      flush();
       let m = e.message;
       if (m.kind === ControlKind.StreamStart) {
         sub.stream = e.stream;
@@ -445,9 +439,8 @@ export class RelaySession {
         break;
       }
     }
-    flush();
     if (last >= 0) sub.nextSeq = ring.seq(last) + 1n;
-    if (lent) this.#borrowers.add(sub.conn);
+    if (bytes > 0) this.#borrowers.add(sub.conn);
     if (sub.policy === "block" && out.length > 0) this.#notifyRoom();
     return out;
   }
@@ -613,8 +606,8 @@ export class RelaySession {
       // NATS cannot be held back. The origin keeps within one ring of what blocking consumers
       // here took (cluster acks), so only control entries overshoot; allow them some slack.
       if (
-        this.#blockers > 0 && this.#minBlockCursor() <= ring.base &&
-        ring.size < ringFrames + MIRROR_SLACK && ring.bytes + size <= ringBytes &&
+        this.#blockedAt(ring.base) && ring.size < ringFrames + MIRROR_SLACK &&
+        ring.bytes + size <= ringBytes &&
         !ring.overBudget(size)
       ) break;
       ring.shift();
@@ -668,7 +661,7 @@ export class RelaySession {
       ring.size >= ringFrames ||
       (ring.size > 0 && (ring.bytes + size > ringBytes || ring.overBudget(size)))
     ) {
-      if (this.#blockers > 0 && this.#minBlockCursor() <= ring.base) return false;
+      if (this.#blockedAt(ring.base)) return false;
       if (this.#remoteHolds(ring.base)) return false;
       ring.shift();
     }
@@ -793,7 +786,7 @@ export class RelaySession {
     // Events are small and must never be lost: evict data around them instead.
     const { ringFrames } = this.#ctx.limits;
     while (this.#ring.size > ringFrames + 8) {
-      if (this.#blockers > 0 && this.#minBlockCursor() <= this.#ring.base) break;
+      if (this.#blockedAt(this.#ring.base)) break;
       this.#ring.shift();
     }
     this.#wakeConsumers();
@@ -826,6 +819,13 @@ export class RelaySession {
 
   #blockersMoved(): void {
     if (!this.localProducer) this.#ctx.observer?.blockersMoved?.(this);
+  }
+
+  /** Whether a blocking consumer has not yet taken the entry at `index`. */
+  #blockedAt(index: number): boolean {
+    if (this.#blockers === 0 || this.#blockBound > index) return false;
+    this.#blockBound = this.#minBlockCursor();
+    return this.#blockBound <= index;
   }
 
   #minBlockCursor(): number {

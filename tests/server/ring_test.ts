@@ -181,3 +181,86 @@ test("Ring frames of large chunks are kept in place and never count as slabs", (
   ring.clear();
   assert.equal(ring.slabCount, 0);
 });
+
+/** A small seeded generator (mulberry32), so a failing case can be replayed. */
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Where the run holding `i` ends, found by walking the entries one by one. */
+function walkRunEnd(ring: Ring, i: number): number {
+  if (ring.event(i) !== undefined) return i + 1;
+  let j = i + 1;
+  while (
+    j < ring.end && ring.event(j) === undefined && ring.stream(j) === ring.stream(i) &&
+    ring.buffer(j) === ring.buffer(j - 1) &&
+    ring.offset(j) === ring.offset(j - 1) + ring.length(j - 1)
+  ) j++;
+  return j;
+}
+
+for (const seed of [1, 2, 3, 4, 5]) {
+  test(`Ring runs match a frame-by-frame walk through pushes, events, evictions and growth (seed ${seed})`, () => {
+    const next = random(seed);
+    const ring = new Ring(undefined, () => next() < 0.5);
+    let chunk = new Uint8Array(KEEP_CHUNK * 4);
+    let at = 0;
+    let stream = 1;
+    let seq = 0n;
+    let keep = 40;
+    for (let op = 0; op < 6_000; op++) {
+      const r = next();
+      if (r < 0.45) {
+        // The next frame of the current large chunk: usually right after the last one.
+        const size = 1 + Math.floor(next() * 300);
+        if (next() < 0.05) at += 1; // a gap: the next frame does not continue the run
+        if (at + size > chunk.length) {
+          chunk = new Uint8Array(KEEP_CHUNK * 4);
+          at = 0;
+        }
+        ring.pushData(chunk.subarray(at, at + size), seq++, stream);
+        at += size;
+      } else if (r < 0.75) {
+        ring.pushData(new Uint8Array(1 + Math.floor(next() * 100)), seq++, stream); // a slab copy
+      } else if (r < 0.8) {
+        ring.pushEvent(event(stream));
+      } else if (r < 0.83) {
+        stream++;
+      } else if (r < 0.84) {
+        keep = 10 + Math.floor(next() * 400); // shrink or grow the ring (and wrap its head)
+      } else if (r < 0.845) {
+        ring.clear();
+      }
+      while (ring.size > keep) ring.shift();
+      if (op % 7 === 0) {
+        for (let i = ring.base; i < ring.end; i++) {
+          assert.equal(ring.runEnd(i), walkRunEnd(ring, i), `op ${op}, entry ${i}`);
+        }
+      }
+    }
+  });
+}
+
+test("Ring runCut stops at the first frame that starts at or beyond a byte offset", () => {
+  const ring = new Ring();
+  const chunk = new Uint8Array(KEEP_CHUNK);
+  const sizes = [10, 1, 30, 7, 7, 100, 2];
+  let at = 0;
+  sizes.forEach((n, i) => {
+    ring.pushData(chunk.subarray(at, at + n), BigInt(i), 1);
+    at += n;
+  });
+  assert.equal(ring.runEnd(0), sizes.length);
+  for (let limit = 0; limit <= at + 1; limit++) {
+    let want = 1;
+    while (want < sizes.length && ring.offset(want) < limit) want++;
+    assert.equal(ring.runCut(0, sizes.length, limit), want, `limit ${limit}`);
+  }
+  assert.equal(ring.runCut(2, 5, 1_000), 5);
+  assert.equal(ring.runCut(2, 5, 0), 3, "always at least the first frame");
+});

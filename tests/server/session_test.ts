@@ -10,9 +10,9 @@ import { Logger } from "../../src/server/log.ts";
 import { DEFAULT_LIMITS } from "../../src/server/options.ts";
 import { type Outgoing, RelaySession, type SubscriberConn } from "../../src/server/session.ts";
 
-function newSession(): RelaySession {
+function newSession(ringFrames = DEFAULT_LIMITS.ringFrames): RelaySession {
   return new RelaySession(new Uint8Array(32), new Uint8Array(8), {
-    limits: DEFAULT_LIMITS,
+    limits: { ...DEFAULT_LIMITS, ringFrames },
     log: new Logger("off", () => {}),
     counters: { lagged: 0, slowDisconnects: 0 },
     onIdle: () => {},
@@ -104,12 +104,7 @@ test("after a resumed stream ends, the next stream is delivered from its first f
 });
 
 test("ring memory a backed-up consumer still holds is never reused; once it drains, it is", () => {
-  const s = new RelaySession(new Uint8Array(32), new Uint8Array(8), {
-    limits: { ...DEFAULT_LIMITS, ringFrames: 256 },
-    log: new Logger("off", () => {}),
-    counters: { lagged: 0, slowDisconnects: 0 },
-    onIdle: () => {},
-  });
+  const s = newSession(256);
   const slowConn = { id: 1, wake: () => {}, holding: false };
   const slow = s.addConsumer(slowConn, undefined).sub;
   const fast = s.addConsumer(conn(2), undefined).sub;
@@ -161,4 +156,85 @@ test("ring memory a backed-up consumer still holds is never reused; once it drai
   // 1 MB through 8 KiB slabs: ~120 fresh ones while held; after, the ~8 in use plus spares.
   assert.ok(heldSlabs >= 100, `${heldSlabs} buffers while held: each new (nothing reused)`);
   assert.ok(seenAfter.size <= 20, `${seenAfter.size} buffers after release: reused`);
+});
+
+test("take hands out whole runs, and cuts one at the frame that reaches the budget", () => {
+  const s = newSession(512);
+  const { sub } = s.addConsumer(conn(1), "block");
+  s.setProducer(conn(2));
+  s.startStream(start(new Uint8Array(16).fill(2), 0n));
+  // Frames of 1-300 bytes, each filled with its seq's low byte, back to back in 64 KiB reads.
+  let state = 7;
+  const next = (n: number) => (state = (state * 1103515245 + 12345) & 0x7fffffff) % n;
+  const sizes: number[] = [];
+  let chunk = new Uint8Array(64 * 1024);
+  let at = 0;
+  const produce = (count: number) => {
+    for (let k = 0; k < count && s.hasRoom(300); k++) {
+      const seq = sizes.length;
+      const size = 1 + next(300);
+      if (at + size > chunk.length) [chunk, at] = [new Uint8Array(64 * 1024), 0];
+      chunk.fill(seq & 0xff, at, at + size);
+      s.appendData(chunk.subarray(at, at + size), BigInt(seq), 0);
+      sizes.push(size);
+      at += size;
+    }
+  };
+  let frame = 0; // the next frame the consumer should get
+  let calls = 0;
+  while (frame < 20_000) {
+    produce(1 + next(400));
+    const budget = 1 + next(4_000);
+    const out = s.take(sub, budget);
+    calls++;
+    let bytes = 0;
+    let lastSize = 0;
+    for (const o of out) {
+      if (o.kind === "control") continue; // the stream start
+      assert.equal(o.kind, "bytes");
+      if (o.kind !== "bytes") continue;
+      let offset = 0;
+      for (let f = 0; f < o.frames; f++, frame++) {
+        const view = o.bytes.subarray(offset, offset + sizes[frame]!);
+        assert.ok(view.every((x) => x === (frame & 0xff)), `frame ${frame} torn or misplaced`);
+        offset += sizes[frame]!;
+        lastSize = sizes[frame]!;
+      }
+      assert.equal(offset, o.bytes.length, "a run holds whole frames only");
+      bytes += o.bytes.length;
+    }
+    const caughtUp = frame === sizes.length;
+    assert.ok(caughtUp || bytes >= budget, `take ${calls}: ${bytes} bytes for ${budget}`);
+    assert.ok(bytes === 0 || bytes - lastSize < budget, `take ${calls} went a frame too far`);
+    assert.equal(sub.nextSeq, BigInt(frame));
+  }
+});
+
+test("a blocking consumer resuming behind the others holds the ring for itself", () => {
+  const s = newSession(8);
+  const epoch = new Uint8Array(16).fill(5);
+  const a = s.addConsumer(conn(1), "block").sub;
+  s.setProducer(conn(2));
+  s.startStream(start(epoch, 0n));
+  let seq = 0;
+  const produce = () => {
+    while (seq < 100 && s.hasRoom(1)) send(s, seq, ++seq);
+  };
+  produce();
+  assert.deepEqual(seqs(s.take(a, 1 << 20)), [0, 1, 2, 3, 4, 5, 6]);
+  produce(); // a took everything: the ring moves on
+  assert.ok(seq > 8);
+  // A consumer comes back at seq 10 with policy block: behind a, still in the ring.
+  const b = s.addConsumer(conn(3), "block", { epoch, nextSeq: BigInt(seq - 5) });
+  assert.deepEqual(b.first, []);
+  const from = seq - 5;
+  seqs(s.take(a, 1 << 20));
+  produce(); // must stop where b's next frame would be evicted
+  const got = s.take(b.sub, 1 << 20);
+  assert.equal(
+    got.find((o) => o.kind === "control"),
+    undefined,
+    "no LAGGED: nothing it needed was evicted",
+  );
+  assert.deepEqual(seqs(got), Array.from({ length: seq - from }, (_, k) => from + k));
 });
