@@ -170,7 +170,10 @@ const U64_MAX = (1n << 64n) - 1n;
  */
 export function readU64BE(buf: Uint8Array, offset: number): bigint {
   if (offset < 0 || offset + 8 > buf.length) throw new RangeError("readU64BE out of bounds");
-  return (BigInt(readU32BE(buf, offset)) << 32n) | BigInt(readU32BE(buf, offset + 4));
+  const hi = readU32BE(buf, offset);
+  const lo = readU32BE(buf, offset + 4);
+  // Below 2^53 (every seq in practice) one exact double makes one BigInt, not four.
+  return hi < 0x20_0000 ? BigInt(hi * 0x1_0000_0000 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
 }
 
 /**

@@ -37,6 +37,11 @@ export const DATA_HEADER: number = FRAME_HEADER + 1 + STREAM_TAG_LENGTH + 8;
 /** Smallest valid data frame body: flags, tag, seq and an AEAD tag. */
 export const MIN_DATA_BODY: number = DATA_HEADER - FRAME_HEADER + TAG_LENGTH;
 
+/** Where a data frame body's stream tag starts (after the flags byte). */
+export const DATA_TAG_AT = 1;
+/** Where a data frame body's seq (u64) starts. */
+export const DATA_SEQ_AT: number = DATA_TAG_AT + STREAM_TAG_LENGTH;
+
 /** The cleartext fields of a data frame. */
 export interface DataHeader {
   /** {@link DataFlag} bits. */
@@ -81,18 +86,36 @@ export function parseDataHeader(frame: Frame): DataHeader {
     throw new RelayError("protocol-error", `expected a data frame, got type ${frame.type}`);
   }
   const b = frame.body;
-  if (b.length < MIN_DATA_BODY) {
-    throw new RelayError("protocol-error", `data frame of ${b.length} bytes is too short`);
+  return {
+    flags: checkDataBody(b, 0, b.length),
+    streamTag: b.subarray(DATA_TAG_AT, DATA_TAG_AT + STREAM_TAG_LENGTH),
+    seq: readU64BE(b, DATA_SEQ_AT),
+  };
+}
+
+/**
+ * Checks a data frame body where it lies (the relay's path, which makes no header object):
+ * long enough for its fields and an AEAD tag, and only known flags.
+ * @param buf Bytes holding the body.
+ * @param at Where the body starts.
+ * @param length The body's length.
+ * @returns Its {@link DataFlag} bits.
+ * @throws {RelayError} `protocol-error` for a short body or unknown flags.
+ * @example
+ * ```ts
+ * import { checkDataBody, MIN_DATA_BODY } from "./data_frame.ts";
+ * checkDataBody(new Uint8Array(MIN_DATA_BODY), 0, MIN_DATA_BODY); // 0
+ * ```
+ */
+export function checkDataBody(buf: Uint8Array, at: number, length: number): number {
+  if (length < MIN_DATA_BODY) {
+    throw new RelayError("protocol-error", `data frame of ${length} bytes is too short`);
   }
-  const flags = b[0]!;
+  const flags = buf[at]!;
   if ((flags & ~KNOWN_FLAGS) !== 0) {
     throw new RelayError("protocol-error", `data frame has unknown flags 0x${flags.toString(16)}`);
   }
-  return {
-    flags,
-    streamTag: b.subarray(1, 1 + STREAM_TAG_LENGTH),
-    seq: readU64BE(b, 1 + STREAM_TAG_LENGTH),
-  };
+  return flags;
 }
 
 /**

@@ -13,6 +13,8 @@ import { RelayError } from "../errors.ts";
 /** Bytes before the body: 4 length + 1 type. */
 export const FRAME_HEADER = 5;
 
+const EMPTY = new Uint8Array(0);
+
 /** Outer frame types. */
 export const FrameType = {
   /** A Noise handshake message. */
@@ -134,10 +136,45 @@ export class FrameDecoder {
    * @throws {RelayError} `frame-too-large` when a length prefix exceeds the limit.
    */
   push(chunk: Uint8Array): Frame[] {
-    if (this.#failed !== undefined) throw this.#failed;
     const frames: Frame[] = [];
-    let off = 0;
+    this.feed(chunk);
+    while (this.next()) {
+      frames.push(view(this.frameBuffer, this.frameOffset, this.frameLength - FRAME_HEADER));
+    }
+    return frames;
+  }
 
+  // ---- the cursor: frames one at a time, without an object per frame (the relay's path) ----
+
+  #buf: Uint8Array = EMPTY;
+  #off = 0;
+  #len = 0;
+  #chunk: Uint8Array = EMPTY;
+  #at = 0;
+
+  /**
+   * Starts on a chunk; {@link next} then finds its frames one at a time. Equivalent to
+   * {@link push}, which is built on it. Each length prefix is checked against the limit as
+   * it is reached, so a limit raised after a frame applies to the frames after it.
+   * @param chunk Received bytes; kept (as views) by the frames found, never modified.
+   * @throws {RelayError} `frame-too-large` if the decoder already failed.
+   */
+  feed(chunk: Uint8Array): void {
+    if (this.#failed !== undefined) throw this.#failed;
+    this.#chunk = chunk;
+    this.#at = 0;
+  }
+
+  /**
+   * Finds the next complete frame of the chunk last fed (and what came before it), setting
+   * {@link frameBuffer}, {@link frameOffset}, {@link frameLength} and {@link frameType}.
+   * @returns Whether there is one; `false` once the chunk is used up (its incomplete tail is
+   *   kept for the next chunk).
+   * @throws {RelayError} `frame-too-large` when a length prefix exceeds the limit.
+   */
+  next(): boolean {
+    const chunk = this.#chunk;
+    let off = this.#at;
     // Finish the frame left incomplete by earlier chunks.
     while (off < chunk.length && (this.#headLen > 0 || this.#partial !== undefined)) {
       if (this.#partial === undefined) {
@@ -156,21 +193,22 @@ export class FrameDecoder {
       this.#partialLen += n;
       off += n;
       if (this.#partialLen === this.#partial.length) {
-        frames.push(view(this.#partial, 0, this.#partial.length - FRAME_HEADER));
+        const whole = this.#partial;
         this.#partial = undefined;
         this.#partialLen = 0;
+        this.#at = off;
+        return this.#found(whole, 0, whole.length);
       }
     }
-
-    // Whole frames inside this chunk: views, no copies.
-    while (chunk.length - off >= FRAME_HEADER) {
+    // A whole frame inside this chunk: a view, no copy.
+    if (chunk.length - off >= FRAME_HEADER) {
       const len = this.#checkedLength(chunk, off);
-      if (chunk.length - off - FRAME_HEADER < len) break;
-      frames.push(view(chunk, off, len));
-      off += FRAME_HEADER + len;
+      if (chunk.length - off - FRAME_HEADER >= len) {
+        this.#at = off + FRAME_HEADER + len;
+        return this.#found(chunk, off, FRAME_HEADER + len);
+      }
     }
-
-    // Keep the start of the next frame.
+    // Keep the start of the next frame; let go of the chunk.
     const rest = chunk.length - off;
     if (rest >= FRAME_HEADER) {
       this.#partial = new Uint8Array(FRAME_HEADER + readU32BE(chunk, off));
@@ -180,7 +218,45 @@ export class FrameDecoder {
       this.#head.set(chunk.subarray(off));
       this.#headLen = rest;
     }
-    return frames;
+    this.#chunk = EMPTY;
+    this.#at = 0;
+    this.#buf = EMPTY;
+    return false;
+  }
+
+  #found(buf: Uint8Array, off: number, length: number): true {
+    this.#buf = buf;
+    this.#off = off;
+    this.#len = length;
+    return true;
+  }
+
+  /**
+   * After {@link next} returned true: the buffer holding the frame (the chunk, or an
+   * assembled copy when the frame spanned chunks). Never modified.
+   */
+  get frameBuffer(): Uint8Array {
+    return this.#buf;
+  }
+
+  /** Where the frame (its length prefix) starts in {@link frameBuffer}. */
+  get frameOffset(): number {
+    return this.#off;
+  }
+
+  /** The whole frame's length, header included. */
+  get frameLength(): number {
+    return this.#len;
+  }
+
+  /** Its type byte. */
+  get frameType(): number {
+    return this.#buf[this.#off + 4]!;
+  }
+
+  /** The frame {@link next} found, as a {@link Frame} (views, no copy). */
+  frame(): Frame {
+    return view(this.frameBuffer, this.frameOffset, this.frameLength - FRAME_HEADER);
   }
 
   #checkedLength(buf: Uint8Array, off: number): number {

@@ -7,7 +7,7 @@
  * connection only.
  */
 
-import { readU32BE, toHex } from "../bytes.ts";
+import { readU32BE, readU64BE, toHex } from "../bytes.ts";
 import type { CryptoProvider, KeyPair } from "../crypto/types.ts";
 import { RelayError } from "../errors.ts";
 import {
@@ -26,7 +26,7 @@ import {
   verifyStreamStart,
   wireErrorOf,
 } from "../protocol/control.ts";
-import { DATA_HEADER, parseDataHeader } from "../protocol/data_frame.ts";
+import { checkDataBody, DATA_HEADER, DATA_SEQ_AT, DATA_TAG_AT } from "../protocol/data_frame.ts";
 import {
   encodeFrame,
   type Frame,
@@ -36,7 +36,7 @@ import {
 } from "../protocol/framer.ts";
 import { Role, verifyJoin } from "../protocol/join.ts";
 import { type CipherState, NoiseHandshake } from "../protocol/noise.ts";
-import { streamTag } from "../protocol/session.ts";
+import { STREAM_TAG_LENGTH, streamTag } from "../protocol/session.ts";
 import { formatAddr } from "../transport/_queues.ts";
 import type { Conn } from "../transport/types.ts";
 import type { Logger } from "./log.ts";
@@ -376,16 +376,19 @@ export class ServerConnection implements SubscriberConn {
       if (chunk === null) return;
       this.#lastRecv = this.#ctx.now();
       this.#ctx.stats.bytesIn += chunk.length;
-      const frames = this.#decoder.push(chunk);
-      for (const frame of frames) {
+      // Frame by frame without an object per frame: a chunk may hold a thousand data frames.
+      const d = this.#decoder;
+      d.feed(chunk);
+      while (d.next()) {
         if (this.#closing) return;
-        if (frame.type === FrameType.Data) {
-          const wait = this.#onData(frame);
+        const type = d.frameType;
+        if (type === FrameType.Data) {
+          const wait = this.#onData(d.frameBuffer, d.frameOffset, d.frameLength);
           if (wait !== undefined) await wait;
-        } else if (frame.type === FrameType.Control) {
-          await this.#onControl(frame);
+        } else if (type === FrameType.Control) {
+          await this.#onControl(d.frame());
         } else {
-          throw new RelayError("protocol-error", `unexpected frame type ${frame.type}`);
+          throw new RelayError("protocol-error", `unexpected frame type ${type}`);
         }
       }
     }
@@ -402,52 +405,58 @@ export class ServerConnection implements SubscriberConn {
     }
   }
 
-  /** Producer data: check, append, and only await when the ring is blocked. */
-  #onData(frame: Frame): Promise<void> | undefined {
-    const header = parseDataHeader(frame);
-    const p = this.#producerFor(header.streamTag);
+  /**
+   * Producer data, the frame `length` bytes at `offset` of `buf` (header included): check,
+   * append, and only await when the ring is blocked.
+   */
+  #onData(buf: Uint8Array, offset: number, length: number): Promise<void> | undefined {
+    const body = offset + FRAME_HEADER;
+    const flags = checkDataBody(buf, body, length - FRAME_HEADER);
+    const p = this.#producerFor(buf, body + DATA_TAG_AT);
     if (p === undefined || !p.started) {
       throw new RelayError(
         "protocol-error",
         "data frame for a session this connection does not produce",
       );
     }
-    if (frame.bytes.length > DATA_HEADER + this.#ctx.limits.maxFrameBytes) {
+    if (length > DATA_HEADER + this.#ctx.limits.maxFrameBytes) {
       throw new RelayError("frame-too-large", "data frame exceeds the limit");
     }
+    const seq = readU64BE(buf, body + DATA_SEQ_AT);
+    const bytes = buf.subarray(offset, offset + length);
     const session = p.session;
-    if (!session.hasRoom(frame.bytes.length)) {
+    if (!session.hasRoom(length)) {
       return (async () => {
-        while (!session.hasRoom(frame.bytes.length)) {
+        while (!session.hasRoom(length)) {
           if (this.#closing) return;
           await session.roomChanged();
         }
-        this.#append(p, frame.bytes, header.seq, header.flags);
+        this.#append(p, bytes, seq, flags);
       })();
     }
-    this.#append(p, frame.bytes, header.seq, header.flags);
+    this.#append(p, bytes, seq, flags);
     return undefined;
   }
 
   /**
-   * The producer subscription a data frame belongs to. Consecutive frames almost always carry
-   * the same stream tag, so the last match is checked byte by byte before the map (which would
-   * cost a hex string per frame).
+   * The producer subscription of the stream tag at `at` in `buf`. Consecutive frames almost
+   * always carry the same tag, so the last match is checked byte by byte before the map (which
+   * would cost a hex string per frame).
    */
-  #producerFor(tag: Uint8Array): ProducerSub | undefined {
+  #producerFor(buf: Uint8Array, at: number): ProducerSub | undefined {
     const last = this.#lastProducer;
     if (last !== undefined && this.#producers.get(last.key) === last.sub) {
       const t = last.sub.session.tag;
       let same = true;
       for (let i = 0; i < t.length; i++) {
-        if (t[i] !== tag[i]) {
+        if (t[i] !== buf[at + i]) {
           same = false;
           break;
         }
       }
       if (same) return last.sub;
     }
-    const key = toHex(tag);
+    const key = toHex(buf.subarray(at, at + STREAM_TAG_LENGTH));
     const sub = this.#producers.get(key);
     this.#lastProducer = sub === undefined ? undefined : { key, sub };
     return sub;

@@ -85,14 +85,15 @@ export class Ring {
   #seqLo = new Uint32Array(16);
   /** Per slot: the slab holding the frame (unset: kept in its received chunk). */
   #slabOf: (Slab | undefined)[] = new Array(16);
-  /** Per slot: the id of the run the entry belongs to (an event is a run of its own). */
-  #runs = new Float64Array(16);
+  /** Per slot: the run the entry belongs to (an event is a run of its own). */
+  #runs = new Int32Array(16);
   /**
-   * Per run id (at `id % cap`): the log index one past the run's last entry. The ids of held
-   * entries are consecutive and at most `cap` many, so they never collide.
+   * Per run: the log index one past its last entry. Runs are numbered in order, modulo the
+   * capacity (renumbered when it grows): held entries belong to at most `cap` runs, so two
+   * held runs never share a number.
    */
   #runEnds = new Float64Array(16);
-  /** Id of the newest run. */
+  /** The newest run. */
   #run = -1;
   /** Where the newest run's next frame would have to lie to extend it (buffer unset: it cannot). */
   #tailBuffer: ArrayBufferLike | undefined;
@@ -183,8 +184,15 @@ export class Ring {
     this.#tailStream = stream;
     this.#lengths[k] = length;
     this.#streams[k] = stream;
-    this.#seqHi[k] = Number(seq >> 32n);
-    this.#seqLo[k] = Number(seq & MASK_32);
+    const n = Number(seq); // exact below 2^53: split without making BigInts
+    if (n < 2 ** 53) {
+      const hi = Math.floor(n / TWO_32);
+      this.#seqHi[k] = hi;
+      this.#seqLo[k] = n - hi * TWO_32;
+    } else {
+      this.#seqHi[k] = Number(seq >> 32n);
+      this.#seqLo[k] = Number(seq & MASK_32);
+    }
     this.#bytes += frame.byteLength;
     this.#account.used += frame.byteLength;
     return this.end - 1;
@@ -203,9 +211,9 @@ export class Ring {
 
   /** Puts the entry just claimed at slot `k` into the newest run, or into a new one. */
   #endRun(k: number, extend: boolean): void {
-    if (!extend) this.#run++;
+    if (!extend) this.#run = (this.#run + 1) & (this.#cap - 1);
     this.#runs[k] = this.#run;
-    this.#runEnds[this.#run % this.#cap] = this.end;
+    this.#runEnds[this.#run] = this.end;
   }
 
   /** Drops the oldest entry. */
@@ -326,7 +334,7 @@ export class Ring {
    * `index + 1`.
    */
   runEnd(index: number): number {
-    return this.#runEnds[this.#runs[this.#slot(index)]! % this.#cap]!;
+    return this.#runEnds[this.#runs[this.#slot(index)]!]!;
   }
 
   /**
@@ -374,8 +382,9 @@ export class Ring {
     const seqHi = new Uint32Array(cap);
     const seqLo = new Uint32Array(cap);
     const slabOf: (Slab | undefined)[] = new Array(cap);
-    const runs = new Float64Array(cap);
+    const runs = new Int32Array(cap);
     const runEnds = new Float64Array(cap);
+    let run = -1;
     for (let i = 0; i < this.#size; i++) {
       const k = order(i);
       events[i] = this.#events[k];
@@ -386,9 +395,11 @@ export class Ring {
       seqHi[i] = this.#seqHi[k]!;
       seqLo[i] = this.#seqLo[k]!;
       slabOf[i] = this.#slabOf[k];
-      const run = this.#runs[k]!;
+      if (i === 0 || this.#runs[k] !== this.#runs[order(i - 1)]) {
+        run++;
+        runEnds[run] = this.#runEnds[this.#runs[k]!]!;
+      }
       runs[i] = run;
-      runEnds[run % cap] = this.#runEnds[run % this.#cap]!;
     }
     this.#events = events;
     this.#buffers = buffers;
@@ -400,6 +411,7 @@ export class Ring {
     this.#slabOf = slabOf;
     this.#runs = runs;
     this.#runEnds = runEnds;
+    this.#run = run;
     this.#cap = cap;
     this.#head = 0;
   }

@@ -104,3 +104,35 @@ test("encodeFrame writes the header and rejects bad types", () => {
   assert.throws(() => encodeFrame(256, new Uint8Array(0)), RangeError);
   assert.throws(() => new FrameDecoder(-1), RangeError);
 });
+
+test("FrameDecoder's cursor finds frames one at a time where they lie, and lets go of the chunk", () => {
+  const chunk = concat([
+    encodeFrame(2, new Uint8Array([7])),
+    encodeFrame(3, new Uint8Array(20).fill(4)),
+    encodeFrame(3, new Uint8Array([1, 2, 3])).subarray(0, 6), // incomplete: kept for later
+  ]);
+  const d = new FrameDecoder(8);
+  d.feed(chunk);
+  assert.ok(d.next());
+  assert.deepEqual([d.frameBuffer, d.frameOffset, d.frameLength, d.frameType], [chunk, 0, 6, 2]);
+  assert.deepEqual([...d.frame().body], [7]);
+  // The limit was 8: raised now (a producer joined), it applies to the next frame already.
+  assert.throws(() => {
+    const strict = new FrameDecoder(8);
+    strict.feed(chunk);
+    while (strict.next());
+  }, isTooLarge);
+  d.maxBody = 64;
+  assert.ok(d.next());
+  assert.deepEqual([d.frameBuffer, d.frameOffset, d.frameLength, d.frameType], [chunk, 6, 25, 3]);
+  assert.equal(d.next(), false);
+  assert.equal(d.frameBuffer.length, 0, "no reference to a used-up chunk");
+  assert.equal(d.buffered, 6);
+  // The rest arrives: the frame is assembled in a buffer of its own.
+  d.feed(new Uint8Array([2, 3]));
+  assert.ok(d.next());
+  assert.notEqual(d.frameBuffer.buffer, chunk.buffer);
+  assert.deepEqual([...d.frame().body], [1, 2, 3]);
+  assert.equal(d.next(), false);
+  assert.equal(d.buffered, 0);
+});
