@@ -1,7 +1,7 @@
 /**
  * The soak run (issue 5, part 7; not in CI; results in docs/SECURITY.md):
  *
- *   deno task soak [--minutes 30] [--rate 2000] [--relay deno|bun|node]
+ *   deno task soak [--minutes 30] [--rate 2000] [--relay deno|bun|node] [--relay-log FILE]
  *
  * A relay process, one producer and two consumers in this process at a moderate rate, with
  * the consumers' and the producer's connections cut on a schedule (they reconnect and
@@ -9,8 +9,14 @@
  * consumers received every message exactly once, in order, and that relay RSS never rose more
  * than 10 % above its peak in the two minutes after warm-up (the first 3 minutes). Exit 1
  * otherwise.
+ *
+ * `--relay-log FILE` writes everything the relay printed to FILE at the end, e.g. a Node
+ * relay's garbage collections. Node refuses `--trace-gc` in NODE_OPTIONS, so put a `node`
+ * first on PATH that adds it (`exec /usr/bin/node --trace-gc --trace-gc-verbose "$@"`); the
+ * soak itself runs on Deno, so only the relay uses it.
  */
 
+import { writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { cliArgs } from "./_cli.ts";
 import process from "node:process";
@@ -27,6 +33,7 @@ const { values } = cliArgs(import.meta.url, () =>
       minutes: { type: "string", default: "30" },
       rate: { type: "string", default: "2000" },
       relay: { type: "string", default: "deno" },
+      "relay-log": { type: "string" },
     },
   }));
 const minutes = Number(values.minutes);
@@ -110,6 +117,9 @@ await Promise.all(reading);
 clearInterval(sampler);
 clearInterval(reporter);
 await relay.stop();
+if (values["relay-log"] !== undefined) {
+  await writeFile(values["relay-log"], relay.output());
+}
 
 // RSS breathes with garbage collection, so "steady" compares peaks: the highest reading in
 // the two minutes after warm-up against the highest reading of all the time after that.
