@@ -113,6 +113,8 @@ export class RelayConnection {
   readonly #decoder: FrameDecoder;
   readonly #subs = new Map<string, Subscriber>();
   readonly #dataSubs = new Map<string, Subscriber>();
+  /** The subscriber the last data frame went to, and its tag. */
+  #lastData: { key: string; tag: Uint8Array; sub: Subscriber } | undefined;
   readonly #pending = new Map<
     string,
     { resolve: () => void; reject: (e: RelayError) => void }
@@ -480,7 +482,9 @@ export class RelayConnection {
         this.#lastRecv = Date.now();
         for (const frame of this.#decoder.push(chunk)) {
           if (this.#failure !== undefined) return;
-          await this.#onFrame(frame);
+          // Data frames are handed on synchronously: no promise and no turn per frame.
+          if (frame.type === FrameType.Data) this.#onData(frame);
+          else await this.#onFrame(frame);
         }
         if (this.#buffered > this.#maxBuffered && this.#failure === undefined) {
           await new Promise<void>((r) => (this.#spaceWaiter = r));
@@ -492,17 +496,34 @@ export class RelayConnection {
     }
   }
 
-  async #onFrame(frame: Frame): Promise<void> {
-    if (frame.type === FrameType.Data) {
-      if (frame.body.length < 9) throw new RelayError("protocol-error", "short data frame");
-      const sub = this.#dataSubs.get(toHex(frame.body.subarray(1, 9)));
-      // Frames for a session just left may still be in flight: ignore them.
-      if (sub?.onData !== undefined) {
-        this.#buffered += frame.bytes.length;
-        sub.onData(frame);
-      }
-      return;
+  /** A data frame: to the consumer of its stream tag. */
+  #onData(frame: Frame): void {
+    if (frame.body.length < 9) throw new RelayError("protocol-error", "short data frame");
+    // Consecutive frames nearly always carry the same tag: compare with the last one's before
+    // looking up the map (a hex string per frame).
+    const last = this.#lastData;
+    const body = frame.body;
+    let sub: Subscriber | undefined;
+    if (last !== undefined && this.#dataSubs.get(last.key) === last.sub) {
+      const t = last.tag;
+      let i = 0;
+      while (i < 8 && t[i] === body[1 + i]) i++;
+      if (i === 8) sub = last.sub;
     }
+    if (sub === undefined) {
+      const key = toHex(body.subarray(1, 9));
+      sub = this.#dataSubs.get(key);
+      this.#lastData = sub === undefined ? undefined : { key, tag: body.slice(1, 9), sub };
+    }
+    // Frames for a session just left may still be in flight: ignore them.
+    if (sub?.onData !== undefined) {
+      this.#buffered += frame.bytes.length;
+      sub.onData(frame);
+    }
+  }
+
+  async #onFrame(frame: Frame): Promise<void> {
+    if (frame.type === FrameType.Data) return this.#onData(frame);
     if (frame.type !== FrameType.Control) {
       throw new RelayError("protocol-error", `unexpected frame type ${frame.type}`);
     }
