@@ -178,7 +178,7 @@ export class Ring {
     this.#offsets[k] = offset;
     const extends_ = buffer === this.#tailBuffer && offset === this.#tailOffset &&
       stream === this.#tailStream;
-    this.#endRun(k, extends_);
+    this.#joinRun(k, extends_);
     this.#tailBuffer = buffer;
     this.#tailOffset = offset + length;
     this.#tailStream = stream;
@@ -204,13 +204,13 @@ export class Ring {
     this.#events[k] = event;
     this.#streams[k] = event.stream;
     this.#lengths[k] = 0;
-    this.#endRun(k, false);
+    this.#joinRun(k, false);
     this.#tailBuffer = undefined;
     return this.end - 1;
   }
 
   /** Puts the entry just claimed at slot `k` into the newest run, or into a new one. */
-  #endRun(k: number, extend: boolean): void {
+  #joinRun(k: number, extend: boolean): void {
     if (!extend) this.#run = (this.#run + 1) & (this.#cap - 1);
     this.#runs[k] = this.#run;
     this.#runEnds[this.#run] = this.end;
@@ -346,7 +346,7 @@ export class Ring {
     let lo = from + 1;
     let hi = to;
     while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
+      const mid = Math.floor((lo + hi) / 2); // log indexes outgrow 32 bits: no `>>> 1`
       if (this.#offsets[this.#slot(mid)]! >= limit) hi = mid;
       else lo = mid + 1;
     }
