@@ -93,6 +93,25 @@ export function equals(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
+ * Whether `buf` holds the bytes of `a` at offset `at` (no view made: for per-frame checks).
+ *
+ * @param a The expected bytes.
+ * @param buf Where to look.
+ * @param at Offset in `buf`.
+ * @returns `true` when `buf[at .. at + a.length)` equals `a`.
+ * @example
+ * ```ts
+ * import { equalsAt } from "./bytes.ts";
+ * equalsAt(new Uint8Array([2, 3]), new Uint8Array([1, 2, 3]), 1); // true
+ * ```
+ */
+export function equalsAt(a: Uint8Array, buf: Uint8Array, at: number): boolean {
+  if (at < 0 || at + a.length > buf.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== buf[at + i]) return false;
+  return true;
+}
+
+/**
  * Constant-time equality: the time taken depends only on the lengths, never on where the
  * arrays differ, so comparing a secret (a MAC, a pinned key) leaks nothing.
  *

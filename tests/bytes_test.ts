@@ -4,6 +4,7 @@ import {
   abytes,
   concat,
   equals,
+  equalsAt,
   fromHex,
   readU32BE,
   readU64BE,
@@ -105,4 +106,13 @@ test("crc32 matches the standard check value", async () => {
   const { crc32 } = await import("../src/bytes.ts");
   assert.equal(crc32(new TextEncoder().encode("123456789")), 0xcbf43926);
   assert.equal(crc32(new Uint8Array(0)), 0);
+});
+
+test("equalsAt compares in place and is false out of bounds", () => {
+  const buf = new Uint8Array([1, 2, 3, 4]);
+  assert.ok(equalsAt(new Uint8Array([2, 3]), buf, 1));
+  assert.ok(!equalsAt(new Uint8Array([2, 4]), buf, 1));
+  assert.ok(!equalsAt(new Uint8Array([3, 4, 5]), buf, 2), "past the end");
+  assert.ok(!equalsAt(new Uint8Array([1]), buf, -1), "before the start");
+  assert.ok(equalsAt(new Uint8Array(0), buf, 4));
 });

@@ -7,7 +7,7 @@
  * relay's liveness. `Producer.connect` and `Consumer.connect` open one of these each.
  */
 
-import { abytes, equals, fromHex, toHex } from "../bytes.ts";
+import { abytes, equals, equalsAt, fromHex, toHex } from "../bytes.ts";
 import { nativeCrypto } from "../crypto/native.ts";
 import type { CryptoProvider } from "../crypto/types.ts";
 import { RelayError } from "../errors.ts";
@@ -504,11 +504,11 @@ export class RelayConnection {
     const last = this.#lastData;
     const body = frame.body;
     let sub: Subscriber | undefined;
-    if (last !== undefined && this.#dataSubs.get(last.key) === last.sub) {
-      const t = last.tag;
-      let i = 0;
-      while (i < 8 && t[i] === body[1 + i]) i++;
-      if (i === 8) sub = last.sub;
+    if (
+      last !== undefined && this.#dataSubs.get(last.key) === last.sub &&
+      equalsAt(last.tag, body, 1)
+    ) {
+      sub = last.sub;
     }
     if (sub === undefined) {
       const key = toHex(body.subarray(1, 9));

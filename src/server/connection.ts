@@ -7,7 +7,7 @@
  * connection only.
  */
 
-import { readU32BE, readU64BE, toHex } from "../bytes.ts";
+import { equalsAt, readU32BE, readU64BE, toHex } from "../bytes.ts";
 import type { CryptoProvider, KeyPair } from "../crypto/types.ts";
 import { RelayError } from "../errors.ts";
 import {
@@ -445,16 +445,11 @@ export class ServerConnection implements SubscriberConn {
    */
   #producerFor(buf: Uint8Array, at: number): ProducerSub | undefined {
     const last = this.#lastProducer;
-    if (last !== undefined && this.#producers.get(last.key) === last.sub) {
-      const t = last.sub.session.tag;
-      let same = true;
-      for (let i = 0; i < t.length; i++) {
-        if (t[i] !== buf[at + i]) {
-          same = false;
-          break;
-        }
-      }
-      if (same) return last.sub;
+    if (
+      last !== undefined && this.#producers.get(last.key) === last.sub &&
+      equalsAt(last.sub.session.tag, buf, at)
+    ) {
+      return last.sub;
     }
     const key = toHex(buf.subarray(at, at + STREAM_TAG_LENGTH));
     const sub = this.#producers.get(key);

@@ -176,9 +176,9 @@ export class Ring {
     }
     this.#buffers[k] = buffer;
     this.#offsets[k] = offset;
-    const extends_ = buffer === this.#tailBuffer && offset === this.#tailOffset &&
+    const continues = buffer === this.#tailBuffer && offset === this.#tailOffset &&
       stream === this.#tailStream;
-    this.#joinRun(k, extends_);
+    this.#joinRun(k, continues);
     this.#tailBuffer = buffer;
     this.#tailOffset = offset + length;
     this.#tailStream = stream;
