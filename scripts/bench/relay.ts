@@ -21,7 +21,8 @@
  * e2e (T2): 1 → 10 64 B messages with every consumer decrypting (library clients on the
  *   runtime under test) against nats-server delivering them to nats.js subscribers.
  * latency (T4): 64 B at 1,000 msg/s to 10 consumers, p50/p99/p99.9, ours vs nats-server, the
- *   publisher and subscribers in one process (one clock).
+ *   publisher and subscribers in one process (one clock): end to end with the library's
+ *   clients (nats.js for nats-server), and the relay's hop alone with raw Bun clients.
  *
  * nats-server comes from Debian (`apt-get install -y nats-server`); without it the nats
  * column says "n/a". Writes .bench/relay.json; results go to docs/BENCHMARKS.md.
@@ -611,39 +612,78 @@ async function latencyRun(kind: string, runtime: string, n: number, seconds: num
     e2e.concat("lat", kind, String(server.port), token, String(n), "1000", String(seconds)),
   );
   try {
-    return JSON.parse(await p.line((l) => l.startsWith("{"))) as {
-      p50: number;
-      p99: number;
-      p999: number;
-    };
+    return JSON.parse(await p.line((l) => l.startsWith("{"))) as Latency;
   } finally {
     await p.stop();
     await server.stop();
   }
 }
 
+/**
+ * The relay's hop alone (T4's split): raw Bun clients (no library, no AES-GCM) publishing and
+ * subscribing through the relay under test; the same clients against nats-server.
+ */
+async function hopRun(kind: string, runtime: string, n: number, seconds: number) {
+  const server = await startServer(kind, runtime);
+  const token = Session.generate().token();
+  const p = start(
+    load("hop", kind, String(server.port), String(n), "1000", String(seconds), token),
+  );
+  try {
+    return JSON.parse(await p.line((l) => l.startsWith("{"))) as Latency;
+  } finally {
+    await p.stop();
+    await server.stop();
+  }
+}
+
+interface Latency {
+  p50: number;
+  p99: number;
+  p999: number;
+}
+
 async function measureLatency(): Promise<Record<string, unknown>[]> {
   const n = 10;
   const seconds = Number(values.seconds ?? (quick ? 3 : 10));
   console.log(
-    `\n== latency (T4): 64 B at 1,000 msg/s to ${n} consumers for ${seconds} s, publisher and subscribers in one process of the runtime; µs; target p99 ≤ nats ==`,
+    `\n== latency (T4): 64 B at 1,000 msg/s to ${n} consumers for ${seconds} s; µs; target p99 ≤ nats ==`,
   );
-  console.log("runtime  relay     p50     p99   p99.9");
-  const rows = [];
+  console.log(
+    "(e2e: library clients vs nats.js on the runtime, publisher and subscribers in one process; hop: raw Bun clients, no crypto, through the relay alone)",
+  );
+  console.log("runtime  path  relay       p50     p99   p99.9");
+  const rows: Record<string, unknown>[] = [];
+  let natsHop: Latency | undefined;
+  const show = (runtime: string, path: string, kind: string, r: Latency) => {
+    rows.push({ runtime, path, kind, ...r });
+    console.log(
+      `${runtime.padEnd(8)} ${path.padEnd(5)} ${kind.padEnd(8)} ${fmt(r.p50).padStart(6)}  ${
+        fmt(r.p99).padStart(6)
+      }  ${fmt(r.p999).padStart(6)}`,
+    );
+  };
   for (const runtime of runtimes) {
     for (const kind of ["hydra", "nats"]) {
       if (kind === "nats" && natsBin === undefined) continue;
       try {
-        const r = await latencyRun(kind, runtime, n, seconds);
-        rows.push({ runtime, kind, ...r });
-        console.log(
-          `${runtime.padEnd(8)} ${kind.padEnd(6)} ${fmt(r.p50).padStart(6)}  ${
-            fmt(r.p99).padStart(6)
-          }  ${fmt(r.p999).padStart(6)}`,
-        );
+        show(runtime, "e2e", kind, await latencyRun(kind, runtime, n, seconds));
       } catch (e) {
         errors++;
         console.log(`# latency ${kind} ${runtime}: ${(e as Error).message}`);
+      }
+    }
+    for (const kind of ["hydra", "minimal", "nats"]) {
+      if (kind === "nats" && natsBin === undefined) continue;
+      try {
+        // nats-server is the same program whatever the runtime: measured once.
+        const r = kind === "nats"
+          ? natsHop ??= await hopRun(kind, runtime, n, seconds)
+          : await hopRun(kind, runtime, n, seconds);
+        show(runtime, "hop", kind, r);
+      } catch (e) {
+        errors++;
+        console.log(`# hop ${kind} ${runtime}: ${(e as Error).message}`);
       }
     }
   }

@@ -11,6 +11,10 @@
  *       connects, sends <count> frames of <size>-byte messages (hydra: BATCH frames of <per>
  *       messages when <per> > 1) as fast as the relay takes them, in 256 KiB writes; prints
  *       `sent`, stays connected until stdin closes; with [rate], <rate> frames per second
+ *   relay_load hop <kind> <port> <n> <rate> <seconds> [token]
+ *       the relay's own latency: a raw producer and N raw consumers in this process (no
+ *       client library, no AES-GCM), <rate> 64 B messages/s carrying their send time; prints
+ *       {"p50", "p99", "p999", "samples"} in microseconds
  *   relay_load scale <port> <n> <token> <count>
  *       joins N consumers, prints `ready`, waits until each has <count> data frames; prints
  *       {"consumers", "complete", "ms"}
@@ -172,35 +176,45 @@ async function hydraChunks(
   return { template, perChunk, frameLen };
 }
 
+/** A producer connection ready to send, and frames to send on it (`perChunk` back to back). */
+interface ProducerConn {
+  conn: Conn;
+  template: Uint8Array;
+  perChunk: number;
+  frameLen: number;
+  /** Where a frame's own bytes may be changed without the relay noticing (seq low bits, time). */
+  seqAt: number;
+  bodyAt: number;
+}
+
 /**
- * Sends `count` frames. With `per` > 1 each hydra frame is a BATCH of `per` messages (what
- * `Producer` sends under load), the plaintext `(u32 length ‖ message)*`.
+ * Connects a producer of `kind` whose frames carry `plain`-byte plaintexts (hydra: sealed,
+ * JOINED awaited; nats: `PUB` records; minimal: the same hydra/1 frames, unsealed).
  */
-async function producer(
+async function openProducer(
   kind: string,
   port: number,
-  size: number,
-  count: number,
+  plain: number,
+  flags: number,
   token: string | undefined,
-  per: number,
-  rate: number,
-) {
-  const plain = per > 1 ? per * (size + 4) : size;
-  const flags = per > 1 ? DataFlag.Batch : 0;
+  plaintext: () => Uint8Array,
+): Promise<ProducerConn> {
   let conn: Conn;
   let chunks: { template: Uint8Array; perChunk: number; frameLen: number };
+  let bodyAt = 22; // data frame: header 5, flags 1, tag 8, seq 8, then the ciphertext
   if (kind === "nats") {
     conn = await t.connect(addrOf(port));
     await conn.write(enc.encode('CONNECT {"verbose":false,"pedantic":false}\r\n'));
-    const head = enc.encode(`PUB b ${size}\r\n`);
-    const frameLen = head.length + size + 2;
+    const head = enc.encode(`PUB b ${plain}\r\n`);
+    const frameLen = head.length + plain + 2;
     const perChunk = Math.max(1, Math.floor(CHUNK / frameLen));
     const template = new Uint8Array(perChunk * frameLen);
     for (let i = 0; i < perChunk; i++) {
       template.set(head, i * frameLen);
-      template.set([0x0d, 0x0a], i * frameLen + head.length + size);
+      template.set([0x0d, 0x0a], i * frameLen + head.length + plain);
     }
     chunks = { template, perChunk, frameLen };
+    bodyAt = head.length;
     // Answer the server's PINGs so it never drops us.
     const answer = new MsgCounter(conn);
     (async () => {
@@ -210,7 +224,7 @@ async function producer(
     const rc = await RawClient.connect(t, addrOf(port));
     const { frame } = await rc.produce(Session.fromToken(token!));
     conn = rc.conn;
-    chunks = await hydraChunks(plain, (seq) => frame(seq, flags, batchOf(per, size)));
+    chunks = await hydraChunks(plain, (seq) => frame(seq, flags, plaintext()));
     // Wait for JOINED, then keep reading (ACKs) so the relay never waits on us.
     const m = await rc.nextControl();
     if (m?.kind !== ControlKind.Joined) throw new Error(`join failed: ${JSON.stringify(m)}`);
@@ -230,20 +244,143 @@ async function producer(
     });
   }
   conn.setNoDelay(true);
-  const { template, perChunk, frameLen } = chunks;
+  return { conn, ...chunks, seqAt: kind === "nats" ? -1 : 18, bodyAt };
+}
+
+/**
+ * Sends `count` frames. With `per` > 1 each hydra frame is a BATCH of `per` messages (what
+ * `Producer` sends under load), the plaintext `(u32 length ‖ message)*`.
+ */
+async function producer(
+  kind: string,
+  port: number,
+  size: number,
+  count: number,
+  token: string | undefined,
+  per: number,
+  rate: number,
+) {
+  const plain = per > 1 ? per * (size + 4) : size;
+  const flags = per > 1 ? DataFlag.Batch : 0;
+  const p = await openProducer(kind, port, plain, flags, token, () => batchOf(per, size));
+  const { conn, template, perChunk, frameLen, seqAt } = p;
   for (let seq = 0; seq < count;) {
     // With a rate, one frame per 1/rate s (T7's 1 msg/s stream); without, whole chunks.
     if (rate > 0) await new Promise((r) => setTimeout(r, 1000 / rate));
     const k = rate > 0 ? 1 : Math.min(perChunk, count - seq);
     const chunk = template.slice(0, k * frameLen);
-    if (kind !== "nats") {
+    if (seqAt >= 0) {
       const v = new DataView(chunk.buffer);
-      for (let i = 0; i < k; i++) v.setUint32(i * frameLen + 18, seq + i);
+      for (let i = 0; i < k; i++) v.setUint32(i * frameLen + seqAt, seq + i);
     }
     seq += k;
     await conn.write(chunk);
   }
   say("sent");
+}
+
+/**
+ * Send times carried in the records of one connection: hydra/1 data frames (the time where
+ * the ciphertext starts; the relay is blind to it) or NATS `MSG` records (the payload's first
+ * bytes). Bytes are gathered across chunks; rates here are low, so clarity over speed.
+ */
+class StampReader {
+  #buf = new Uint8Array(0);
+  constructor(readonly kind: string, readonly conn: Conn) {}
+
+  /** Appends a chunk; returns the send times of the records it completed. */
+  push(c: Uint8Array): number[] {
+    const joined = new Uint8Array(this.#buf.length + c.length);
+    joined.set(this.#buf);
+    joined.set(c, this.#buf.length);
+    const v = new DataView(joined.buffer);
+    const stamps: number[] = [];
+    let at = 0;
+    while (true) {
+      const used = this.kind === "nats"
+        ? this.#msg(joined, v, at, stamps)
+        : this.#frame(v, at, stamps);
+      if (used === 0) break;
+      at += used;
+    }
+    this.#buf = joined.slice(at);
+    return stamps;
+  }
+
+  #frame(v: DataView, at: number, stamps: number[]): number {
+    if (v.byteLength - at < 5) return 0;
+    const len = 5 + v.getUint32(at);
+    if (v.byteLength - at < len) return 0;
+    if (v.getUint8(at + 4) === 3) stamps.push(v.getFloat64(at + 22));
+    return len;
+  }
+
+  #msg(b: Uint8Array, v: DataView, at: number, stamps: number[]): number {
+    const eol = b.indexOf(0x0a, at);
+    if (eol < 0) return 0;
+    const line = new TextDecoder().decode(b.subarray(at, eol)).trim();
+    if (line.startsWith("PING")) this.conn.write(enc.encode("PONG\r\n")).catch(() => {});
+    if (!line.startsWith("MSG")) return eol + 1 - at;
+    const size = Number(line.slice(line.lastIndexOf(" ") + 1));
+    if (b.length < eol + 1 + size + 2) return 0;
+    stamps.push(v.getFloat64(eol + 1));
+    return eol + 1 + size + 2 - at;
+  }
+}
+
+/**
+ * The relay's own hop, for T4's split: a raw producer and N raw consumers in this process (no
+ * client library, no AES-GCM at either end), <rate> 64 B messages per second for <seconds>,
+ * each carrying its send time; prints {"p50", "p99", "p999", "samples"} in microseconds.
+ */
+async function hop(
+  kind: string,
+  port: number,
+  n: number,
+  rate: number,
+  seconds: number,
+  token: string | undefined,
+) {
+  const session = token === undefined ? undefined : Session.fromToken(token);
+  const conns = await inBatches(n, 50, () => connectConsumer(kind, port, session));
+  if (kind === "minimal") await new Promise((r) => setTimeout(r, 200));
+  const p = await openProducer(kind, port, 64, 0, token, () => new Uint8Array(64));
+  const count = Math.round(rate * seconds);
+  const samples: number[] = [];
+  const reading = conns.map(async (conn) => {
+    const reader = new StampReader(kind, conn);
+    let seen = 0;
+    while (seen < count) {
+      const c = await conn.read();
+      if (c === null) throw new Error(`relay closed after ${seen} of ${count} messages`);
+      const now = performance.now();
+      for (const sentAt of reader.push(c)) {
+        samples.push((now - sentAt) * 1000);
+        seen++;
+      }
+    }
+  });
+  const started = performance.now();
+  for (let i = 0; i < count; i++) {
+    const due = started + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const frame = p.template.slice(0, p.frameLen);
+    const v = new DataView(frame.buffer);
+    if (p.seqAt >= 0) v.setUint32(p.seqAt, i);
+    v.setFloat64(p.bodyAt, performance.now());
+    await p.conn.write(frame);
+  }
+  await Promise.all(reading);
+  say(JSON.stringify(percentiles(samples)));
+  for (const c of conns) c.close();
+}
+
+/** p50, p99 and p99.9 of `samples` (sorted in place), and their count. */
+function percentiles(samples: number[]) {
+  samples.sort((a, b) => a - b);
+  const q = (f: number) => samples[Math.min(samples.length - 1, Math.floor(f * samples.length))]!;
+  return { p50: q(0.5), p99: q(0.99), p999: q(0.999), samples: samples.length };
 }
 
 /** A plaintext: one message, or a BATCH of `per` messages. */
@@ -333,8 +470,9 @@ else if (role === "producer") {
   await producer(a[0]!, num(1), num(2), num(3), a[4], num(5) || 1, num(6) || 0);
 } else if (role === "idle") await idle(num(0), num(1), a[2]!);
 else if (role === "clients") await clients(num(0), num(1), a[2]!);
+else if (role === "hop") await hop(a[0]!, num(1), num(2), num(3), num(4), a[5]);
 else if (role === "scale") await scale(num(0), num(1), a[2]!, num(3));
 else if (role === "joins") {
   await joins(num(0), num(1), a[2]!);
   G.process.exit(0);
-} else throw new Error("usage: relay_load consumers|producer|idle|joins …");
+} else throw new Error("usage: relay_load consumers|producer|hop|scale|idle|clients|joins …");
