@@ -188,11 +188,32 @@ const U64_MAX = (1n << 64n) - 1n;
  * ```
  */
 export function readU64BE(buf: Uint8Array, offset: number): bigint {
-  if (offset < 0 || offset + 8 > buf.length) throw new RangeError("readU64BE out of bounds");
+  return BigInt(readU64(buf, offset));
+}
+
+/**
+ * Reads an unsigned 64-bit big-endian integer as an exact `number` when it is at most
+ * `Number.MAX_SAFE_INTEGER` (2^53 - 1), as a `bigint` above. Every seq is a number in
+ * practice (2^53 frames at a million a second take 285 years), so hot paths compare and
+ * count with doubles and make no BigInt per frame; the two forms never overlap, so `===`
+ * between two results is value equality.
+ *
+ * @param buf Source bytes.
+ * @param offset Where the integer starts.
+ * @returns The integer.
+ * @throws {RangeError} when fewer than 8 bytes remain.
+ * @example
+ * ```ts
+ * import { readU64 } from "./bytes.ts";
+ * readU64(new Uint8Array([0, 0, 0, 1, 0, 0, 0, 0]), 0); // 4294967296
+ * readU64(new Uint8Array(8).fill(0xff), 0); // 18446744073709551615n
+ * ```
+ */
+export function readU64(buf: Uint8Array, offset: number): number | bigint {
+  if (offset < 0 || offset + 8 > buf.length) throw new RangeError("readU64 out of bounds");
   const hi = readU32BE(buf, offset);
   const lo = readU32BE(buf, offset + 4);
-  // Below 2^53 (every seq in practice) one exact double makes one BigInt, not four.
-  return hi < 0x20_0000 ? BigInt(hi * 0x1_0000_0000 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
+  return hi < 0x20_0000 ? hi * 0x1_0000_0000 + lo : (BigInt(hi) << 32n) | BigInt(lo);
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   equalsAt,
   fromHex,
   readU32BE,
+  readU64,
   readU64BE,
   timingSafeEqual,
   toHex,
@@ -63,6 +64,22 @@ test("readU64BE/writeU64BE round-trip bigint and safe numbers and check bounds",
   assert.throws(() => writeU64BE(buf, 0, 1.5), RangeError);
   assert.throws(() => writeU64BE(buf, 1, 0n), RangeError);
   assert.throws(() => readU64BE(buf, 1), RangeError);
+});
+
+test("readU64 is an exact number up to 2^53 - 1 and a bigint above, never both", () => {
+  const buf = new Uint8Array(10);
+  const max = BigInt(Number.MAX_SAFE_INTEGER);
+  for (const v of [0n, 1n, 0xffffffffn, 0x100000000n, max - 1n, max]) {
+    writeU64BE(buf, 2, v);
+    assert.equal(readU64(buf, 2), Number(v));
+  }
+  for (const v of [max + 1n, max + 2n, 1n << 60n, (1n << 64n) - 1n]) {
+    writeU64BE(buf, 2, v);
+    assert.equal(readU64(buf, 2), v);
+    assert.equal(readU64BE(buf, 2), v);
+  }
+  assert.throws(() => readU64(buf, 3), RangeError);
+  assert.throws(() => readU64(buf, -1), RangeError);
 });
 
 test("toHex/fromHex round-trip and reject malformed hex", () => {

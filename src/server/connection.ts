@@ -7,7 +7,7 @@
  * connection only.
  */
 
-import { equalsAt, readU32BE, readU64BE, toHex } from "../bytes.ts";
+import { equalsAt, readU32BE, readU64, toHex } from "../bytes.ts";
 import type { CryptoProvider, KeyPair } from "../crypto/types.ts";
 import { RelayError } from "../errors.ts";
 import {
@@ -120,7 +120,8 @@ interface ProducerSub {
   readonly session: RelaySession;
   started: boolean;
   unacked: boolean;
-  lastSeq: bigint;
+  /** The last appended seq (`readU64`'s forms: a number below 2^53, else a bigint). */
+  lastSeq: number | bigint;
 }
 
 /** One client connection, as the relay sees it. */
@@ -422,8 +423,9 @@ export class ServerConnection implements SubscriberConn {
     if (length > DATA_HEADER + this.#ctx.limits.maxFrameBytes) {
       throw new RelayError("frame-too-large", "data frame exceeds the limit");
     }
-    const seq = readU64BE(buf, body + DATA_SEQ_AT);
-    const bytes = buf.subarray(offset, offset + length);
+    // No view and no BigInt per frame: the ring keeps (buffer, offset, length), and seqs
+    // below 2^53 stay doubles.
+    const seq = readU64(buf, body + DATA_SEQ_AT);
     const session = p.session;
     if (!session.hasRoom(length)) {
       return (async () => {
@@ -431,10 +433,10 @@ export class ServerConnection implements SubscriberConn {
           if (this.#closing) return;
           await session.roomChanged();
         }
-        this.#append(p, bytes, seq, flags);
+        this.#append(p, buf, offset, length, seq, flags);
       })();
     }
-    this.#append(p, bytes, seq, flags);
+    this.#append(p, buf, offset, length, seq, flags);
     return undefined;
   }
 
@@ -457,8 +459,15 @@ export class ServerConnection implements SubscriberConn {
     return sub;
   }
 
-  #append(p: ProducerSub, bytes: Uint8Array, seq: bigint, flags: number): void {
-    if (p.session.appendData(bytes, seq, flags)) {
+  #append(
+    p: ProducerSub,
+    buf: Uint8Array,
+    offset: number,
+    length: number,
+    seq: number | bigint,
+    flags: number,
+  ): void {
+    if (p.session.appendData(buf, seq, flags, offset, length)) {
       this.#ctx.stats.framesIn++;
       p.lastSeq = seq;
       p.unacked = true;
@@ -480,7 +489,11 @@ export class ServerConnection implements SubscriberConn {
     for (const p of this.#producers.values()) {
       if (!p.unacked) continue;
       p.unacked = false;
-      const ack: ControlMessage = { kind: ControlKind.Ack, tag: p.session.tag, seq: p.lastSeq };
+      const ack: ControlMessage = {
+        kind: ControlKind.Ack,
+        tag: p.session.tag,
+        seq: BigInt(p.lastSeq),
+      };
       // An ACK still queued for this session (the client is slow to read) is moved forward
       // rather than joined by another.
       const queued = this.#control.find((c) =>

@@ -147,54 +147,61 @@ export class Ring {
 
   /**
    * Appends a data frame; returns its log index.
-   * @param frame The whole frame as received. Never mutated; kept in place when its buffer is
-   *   at least {@link KEEP_CHUNK} long (the caller must then never reuse that buffer), copied
-   *   into a slab otherwise (the caller may reuse a small buffer).
-   * @param seq Its seq (u64).
+   * @param buf Holds the whole frame as received, `length` bytes at `offset` (default: all of
+   *   `buf`); never mutated. The frame is kept in place when its buffer is at least
+   *   {@link KEEP_CHUNK} long (the caller must then never reuse that buffer), copied into a
+   *   slab otherwise (the caller may reuse a small buffer).
+   * @param seq Its seq (u64): a number up to 2^53 - 1, a bigint above (`readU64`'s forms).
    * @param stream Its relay-local stream number.
+   * @param offset Where the frame starts in `buf`.
+   * @param length The frame's length.
    */
-  pushData(frame: Uint8Array, seq: bigint, stream: number): number {
+  pushData(
+    buf: Uint8Array,
+    seq: number | bigint,
+    stream: number,
+    offset = 0,
+    length: number = buf.byteLength - offset,
+  ): number {
     const k = this.#claim();
-    const length = frame.byteLength;
     let buffer: ArrayBufferLike;
-    let offset: number;
-    if (frame.buffer.byteLength >= KEEP_CHUNK) {
-      buffer = frame.buffer;
-      offset = frame.byteOffset;
+    let at: number;
+    if (buf.buffer.byteLength >= KEEP_CHUNK) {
+      buffer = buf.buffer;
+      at = buf.byteOffset + offset;
       this.#slabOf[k] = undefined;
     } else {
       let slab = this.#current;
       if (slab === undefined || slab.used + length > slab.bytes.length) {
         slab = this.#nextSlab(length);
       }
-      slab.bytes.set(frame, slab.used);
+      slab.bytes.set(buf.subarray(offset, offset + length), slab.used);
       buffer = slab.bytes.buffer;
-      offset = slab.used;
+      at = slab.used;
       this.#slabOf[k] = slab;
       slab.frames++;
       slab.used += length;
     }
     this.#buffers[k] = buffer;
-    this.#offsets[k] = offset;
-    const continues = buffer === this.#tailBuffer && offset === this.#tailOffset &&
+    this.#offsets[k] = at;
+    const continues = buffer === this.#tailBuffer && at === this.#tailOffset &&
       stream === this.#tailStream;
     this.#joinRun(k, continues);
     this.#tailBuffer = buffer;
-    this.#tailOffset = offset + length;
+    this.#tailOffset = at + length;
     this.#tailStream = stream;
     this.#lengths[k] = length;
     this.#streams[k] = stream;
-    const n = Number(seq); // exact below 2^53: split without making BigInts
-    if (n < 2 ** 53) {
-      const hi = Math.floor(n / TWO_32);
+    if (typeof seq === "number") {
+      const hi = Math.floor(seq / TWO_32); // exact: seq is below 2^53
       this.#seqHi[k] = hi;
-      this.#seqLo[k] = n - hi * TWO_32;
+      this.#seqLo[k] = seq - hi * TWO_32;
     } else {
       this.#seqHi[k] = Number(seq >> 32n);
       this.#seqLo[k] = Number(seq & MASK_32);
     }
-    this.#bytes += frame.byteLength;
-    this.#account.used += frame.byteLength;
+    this.#bytes += length;
+    this.#account.used += length;
     return this.end - 1;
   }
 

@@ -124,6 +124,8 @@ const NO_EPOCH = new Uint8Array(EPOCH_LENGTH);
 
 /** Entries a mirrored ring may hold beyond `ringFrames` for blocking consumers. */
 const MIRROR_SLACK = 8;
+/** The largest seq kept as a double. */
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
  * The relay's state for one route id.
@@ -160,7 +162,10 @@ export class RelaySession {
   readonly #ctx: SessionContext;
   #stream: Stream | undefined;
   #streams = 0;
-  #nextSeq = 0n;
+  /** The next seq while it is at most 2^53 - 1 (always, in practice), else -1. */
+  #nextNum = 0;
+  /** The next seq once it is above 2^53 - 1. */
+  #nextBig = 0n;
   /** Frames below this seq are duplicates a resuming producer may resend; dropped. */
   #resumeFloor = 0n;
   /** Log index of the END frame of the last ended stream. */
@@ -219,6 +224,22 @@ export class RelaySession {
   /** The seq the producer must send next. */
   get nextSeq(): bigint {
     return this.#nextSeq;
+  }
+
+  /**
+   * The next seq, kept as a double below 2^53 so that appending a frame makes no BigInt
+   * (`appendData`'s fast path reads and advances `#nextNum` itself).
+   */
+  get #nextSeq(): bigint {
+    return this.#nextNum >= 0 ? BigInt(this.#nextNum) : this.#nextBig;
+  }
+
+  set #nextSeq(next: bigint) {
+    if (next <= MAX_SAFE) this.#nextNum = Number(next);
+    else {
+      this.#nextNum = -1;
+      this.#nextBig = next;
+    }
   }
 
   /** A producer on this relay holds the slot. */
@@ -705,26 +726,41 @@ export class RelaySession {
 
   /**
    * Appends one data frame from the producer, after {@link hasRoom} said yes.
-   * @param bytes The whole frame as received.
-   * @param seq Its seq.
+   * @param buf Holds the whole frame as received: `length` bytes at `offset` (default: all).
+   * @param seq Its seq: a number up to 2^53 - 1 (the fast path), or a bigint.
    * @param flags Its flags.
+   * @param offset Where the frame starts in `buf`.
+   * @param length The frame's length.
    * @returns Whether the frame was appended (`false`: a resent duplicate, dropped).
    * @throws {RelayError} `protocol-error` on a wrong seq or data outside a stream.
    */
-  appendData(bytes: Uint8Array, seq: bigint, flags: number): boolean {
+  appendData(
+    buf: Uint8Array,
+    seq: number | bigint,
+    flags: number,
+    offset = 0,
+    length: number = buf.byteLength - offset,
+  ): boolean {
     const s = this.#stream;
     if (s === undefined || s.ended) {
       throw new RelayError("protocol-error", "data frame outside a stream");
     }
-    if (seq !== this.#nextSeq) {
-      if (seq < this.#resumeFloor) return false;
-      throw new RelayError(
-        "protocol-error",
-        `data frame seq ${seq}, expected ${this.#nextSeq}`,
-      );
+    if (seq === this.#nextNum) {
+      // A number equal to the next seq (-1, "above 2^53", matches no seq): no BigInt made.
+      if (seq < Number.MAX_SAFE_INTEGER) this.#nextNum = seq + 1;
+      else this.#nextSeq = BigInt(seq) + 1n;
+    } else {
+      const big = BigInt(seq);
+      if (big !== this.#nextSeq) {
+        if (big < this.#resumeFloor) return false;
+        throw new RelayError(
+          "protocol-error",
+          `data frame seq ${big}, expected ${this.#nextSeq}`,
+        );
+      }
+      this.#nextSeq = big + 1n;
     }
-    this.#nextSeq = seq + 1n;
-    const index = this.#ring.pushData(bytes, seq, s.id);
+    const index = this.#ring.pushData(buf, seq, s.id, offset, length);
     this.#wakeConsumers();
     if ((flags & DataFlag.End) !== 0) {
       s.ended = true;

@@ -40,11 +40,28 @@ test("Ring seqs round-trip across the whole u64 range, and compare exactly", () 
   seqs.push(2n ** 64n - 2n, 2n ** 64n - 1n);
   const f = new Uint8Array(1);
   for (const s of seqs) ring.pushData(f, s, 3);
-  seqs.forEach((s, i) => {
+  // The number form (readU64's, up to 2^53 - 1) stores the same seqs.
+  for (const s of seqs) if (s < 2n ** 53n) ring.pushData(f, Number(s), 3);
+  const all = [...seqs, ...seqs.filter((s) => s < 2n ** 53n)];
+  all.forEach((s, i) => {
     assert.equal(ring.seq(i), s);
     assert.equal(ring.seqBelow(i, s), false);
     assert.equal(ring.seqBelow(i, s + 1n), true);
   });
+});
+
+test("Ring takes a frame by offset and length within a buffer, in place or copied", () => {
+  const ring = new Ring();
+  const big = new Uint8Array(KEEP_CHUNK).map((_, i) => i & 0xff);
+  const small = Uint8Array.of(9, 8, 7, 6, 5);
+  ring.pushData(big, 0, 1, 10, 4);
+  ring.pushData(small.subarray(1), 1, 1, 1, 3); // a view at an offset, and an offset in it
+  assert.equal(ring.buffer(0), big.buffer);
+  assert.deepEqual([ring.offset(0), ring.length(0)], [10, 4]);
+  assert.deepEqual([...ring.frame(0)], [10, 11, 12, 13]);
+  assert.notEqual(ring.buffer(1), small.buffer);
+  assert.deepEqual([...ring.frame(1)], [7, 6, 5]);
+  assert.equal(ring.bytes, 7);
 });
 
 test("Ring grows past its initial capacity with a wrapped head, keeping order", () => {

@@ -103,6 +103,52 @@ test("after a resumed stream ends, the next stream is delivered from its first f
   assert.deepEqual(seqs(s.take(sub, 1 << 20)), [0, 1, 2]);
 });
 
+test("seqs are taken as numbers below 2^53 and bigints above: in order across the boundary, duplicates dropped on resume, a wrong one refused", () => {
+  const s = newSession();
+  const { sub } = s.addConsumer(conn(1), undefined);
+  s.setProducer(conn(2));
+  const epoch = new Uint8Array(16).fill(5);
+  const top = 2n ** 53n; // the first seq kept as a bigint
+  s.startStream(start(epoch, top - 2n));
+  const frame = (b: number) => Uint8Array.of(b);
+  assert.equal(s.appendData(frame(1), Number(top - 2n), 0), true);
+  assert.equal(s.appendData(frame(2), top - 1n, 0), true, "a safe seq in bigint form");
+  assert.equal(s.appendData(frame(3), top, 0), true);
+  assert.equal(s.appendData(frame(4), top + 1n, 0), true);
+  assert.equal(s.nextSeq, top + 2n);
+  // Ahead, or behind but not below where this stream started: refused in either form.
+  for (const wrong of [top + 3n, top, Number.MAX_SAFE_INTEGER]) {
+    assert.throws(() => s.appendData(frame(0), wrong, 0), { code: "protocol-error" });
+  }
+  assert.equal(s.appendData(frame(0), 5, 0), false, "below the floor: a resent duplicate");
+  // The producer reconnects and resends from 2^53 - 1: what the relay has is dropped.
+  s.releaseProducer(false);
+  s.setProducer(conn(3));
+  s.startStream(start(epoch, top - 1n));
+  assert.equal(s.appendData(frame(0), Number(top - 1n), 0), false);
+  assert.equal(s.appendData(frame(0), top, 0), false);
+  assert.equal(s.appendData(frame(0), top + 1n, 0), false);
+  assert.equal(s.appendData(frame(5), top + 2n, 0), true);
+  assert.deepEqual(seqs(s.take(sub, 1 << 20)), [1, 2, 3, 4, 5]);
+  // Below 2^53 the number form is the whole path: a gap is refused, the next seq taken.
+  const t = newSession();
+  t.setProducer(conn(4));
+  t.startStream(start(epoch, 0n));
+  assert.equal(t.appendData(frame(0), 0, 0), true);
+  assert.throws(() => t.appendData(frame(0), 2, 0), { code: "protocol-error" });
+  assert.equal(t.appendData(frame(0), 1, 0), true);
+  assert.equal(t.nextSeq, 2n);
+  // The number form's last value hands over to the bigint form.
+  t.startStream(start(new Uint8Array(16).fill(6), top - 1n));
+  assert.equal(t.appendData(frame(0), Number.MAX_SAFE_INTEGER, 0), true);
+  assert.equal(t.nextSeq, top);
+  assert.throws(() => t.appendData(frame(0), Number.MAX_SAFE_INTEGER, 0), {
+    code: "protocol-error",
+  });
+  assert.equal(t.appendData(frame(0), top, 0), true);
+  assert.equal(t.nextSeq, top + 1n);
+});
+
 test("ring memory a backed-up consumer still holds is never reused; once it drains, it is", () => {
   const s = newSession(256);
   const slowConn = { id: 1, wake: () => {}, holding: false };
