@@ -162,7 +162,7 @@ export class RelaySession {
   readonly #ctx: SessionContext;
   #stream: Stream | undefined;
   #streams = 0;
-  /** The next seq while it is at most 2^53 - 1 (always, in practice), else -1. */
+  /** The next seq while it is at most 2^53 - 1 (always, in practice), else NaN. */
   #nextNum = 0;
   /** The next seq once it is above 2^53 - 1. */
   #nextBig = 0n;
@@ -237,7 +237,7 @@ export class RelaySession {
   set #nextSeq(next: bigint) {
     if (next <= MAX_SAFE) this.#nextNum = Number(next);
     else {
-      this.#nextNum = -1;
+      this.#nextNum = NaN; // equal to no number: appendData's fast path never matches
       this.#nextBig = next;
     }
   }
@@ -746,7 +746,7 @@ export class RelaySession {
       throw new RelayError("protocol-error", "data frame outside a stream");
     }
     if (seq === this.#nextNum) {
-      // A number equal to the next seq (-1, "above 2^53", matches no seq): no BigInt made.
+      // A number equal to the next seq (NaN, "above 2^53", equals nothing): no BigInt made.
       if (seq < Number.MAX_SAFE_INTEGER) this.#nextNum = seq + 1;
       else this.#nextSeq = BigInt(seq) + 1n;
     } else {
