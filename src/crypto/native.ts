@@ -106,42 +106,53 @@ const X25519_PKCS8 = fromHex("302e020100300506032b656e04220420");
 const ED25519_PKCS8 = fromHex("302e020100300506032b657004220420");
 
 // ---- AES-256-GCM ----
-function nodeAead(nc: NodeCrypto, key: Bytes): Aead {
-  const k = nc.createSecretKey(key);
-  const opts = { authTagLength: TAG_LENGTH } as const;
-  return {
-    async seal(nonce, plaintext, aad, headroom) {
-      abytes(nonce, NONCE_LENGTH, "nonce");
-      abytes(plaintext, undefined, "plaintext");
-      const room = headroomOf(headroom);
-      const c = nc.createCipheriv("aes-256-gcm", k, nonce, opts);
-      if (aad !== undefined && aad.length > 0) c.setAAD(aad);
-      // `update` returns a buffer of its own: the one copy, into the caller's layout.
-      const out = new Uint8Array(room + plaintext.length + TAG_LENGTH);
-      const body = c.update(plaintext);
-      out.set(body, room);
-      out.set(c.final(), room + body.length);
-      out.set(c.getAuthTag(), room + plaintext.length);
+const GCM = { authTagLength: TAG_LENGTH } as const;
+
+/**
+ * AES-256-GCM through node:crypto. A class, not an object of closures: every connection holds
+ * two of these for as long as it lives, so an idle connection pays for two small objects.
+ */
+class NodeAead implements Aead {
+  readonly #nc: NodeCrypto;
+  readonly #key: unknown;
+
+  constructor(nc: NodeCrypto, key: Bytes) {
+    this.#nc = nc;
+    this.#key = nc.createSecretKey(key);
+  }
+
+  async seal(nonce: Bytes, plaintext: Bytes, aad?: Bytes, headroom?: number): Promise<Bytes> {
+    abytes(nonce, NONCE_LENGTH, "nonce");
+    abytes(plaintext, undefined, "plaintext");
+    const room = headroomOf(headroom);
+    const c = this.#nc.createCipheriv("aes-256-gcm", this.#key, nonce, GCM);
+    if (aad !== undefined && aad.length > 0) c.setAAD(aad);
+    // `update` returns a buffer of its own: the one copy, into the caller's layout.
+    const out = new Uint8Array(room + plaintext.length + TAG_LENGTH);
+    const body = c.update(plaintext);
+    out.set(body, room);
+    out.set(c.final(), room + body.length);
+    out.set(c.getAuthTag(), room + plaintext.length);
+    return out;
+  }
+
+  async open(nonce: Bytes, sealed: Bytes, aad?: Bytes): Promise<Bytes> {
+    abytes(nonce, NONCE_LENGTH, "nonce");
+    abytes(sealed, undefined, "sealed");
+    if (sealed.length < TAG_LENGTH) throw authFailed();
+    try {
+      const d = this.#nc.createDecipheriv("aes-256-gcm", this.#key, nonce, GCM);
+      d.setAuthTag(sealed.subarray(sealed.length - TAG_LENGTH));
+      if (aad !== undefined && aad.length > 0) d.setAAD(aad);
+      const out = new Uint8Array(sealed.length - TAG_LENGTH);
+      const body = d.update(sealed.subarray(0, sealed.length - TAG_LENGTH));
+      out.set(body, 0);
+      out.set(d.final(), body.length);
       return out;
-    },
-    async open(nonce, sealed, aad) {
-      abytes(nonce, NONCE_LENGTH, "nonce");
-      abytes(sealed, undefined, "sealed");
-      if (sealed.length < TAG_LENGTH) throw authFailed();
-      try {
-        const d = nc.createDecipheriv("aes-256-gcm", k, nonce, opts);
-        d.setAuthTag(sealed.subarray(sealed.length - TAG_LENGTH));
-        if (aad !== undefined && aad.length > 0) d.setAAD(aad);
-        const out = new Uint8Array(sealed.length - TAG_LENGTH);
-        const body = d.update(sealed.subarray(0, sealed.length - TAG_LENGTH));
-        out.set(body, 0);
-        out.set(d.final(), body.length);
-        return out;
-      } catch {
-        throw authFailed();
-      }
-    },
-  };
+    } catch {
+      throw authFailed();
+    }
+  }
 }
 
 /**
@@ -158,7 +169,7 @@ const SPLIT_AT = 2048;
  * see small ones — every Noise handshake key — never pay for it.
  */
 function autoAead(nc: NodeCrypto, key: Bytes): Aead {
-  const small = nodeAead(nc, key);
+  const small = new NodeAead(nc, key);
   const raw = key.slice(); // the caller may reuse its key bytes before a large message comes
   let large: Promise<Aead> | undefined;
   const big = () => (large ??= webAead(raw));
@@ -444,7 +455,7 @@ export function createNativeCrypto(options: NativeCryptoOptions = {}): CryptoPro
     ...(curvesImpl === "node" ? nodeCurves(nc!) : webCurves()),
     async aesGcm(key) {
       abytes(key, 32, "key");
-      if (aeadImpl === "node") return nodeAead(nc!, key);
+      if (aeadImpl === "node") return new NodeAead(nc!, key);
       return aeadImpl === "auto" ? autoAead(nc!, key) : await webAead(key);
     },
   };

@@ -252,7 +252,8 @@ export class ServerConnection implements SubscriberConn {
     log.debug("conn.open", { conn: this.id, remote: this.#remote });
     let reason: RelayError | undefined;
     let pump: Promise<void> | undefined;
-    const hsTimer = setTimeout(() => {
+    // Dropped once the handshake is done, so an open connection does not keep the timer.
+    let hsTimer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
       if (this.#send === undefined) {
         // Counted as a handshake failure where the read it interrupts fails.
         log.info("conn.handshake_timeout", { conn: this.id, remote: this.#remote });
@@ -264,6 +265,7 @@ export class ServerConnection implements SubscriberConn {
     try {
       await this.#handshake(refuse);
       clearTimeout(hsTimer);
+      hsTimer = undefined;
       if (refuse !== undefined) {
         this.#closeCode = "refused";
         await this.#conn.closeWrite().catch(() => {});

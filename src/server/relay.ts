@@ -13,7 +13,13 @@ import { RelayError } from "../errors.ts";
 import { defaultTransport } from "../transport/default.ts";
 import type { Addr, Listener, TcpAddr } from "../transport/types.ts";
 import { listenWebSocket } from "../transport/websocket_server.ts";
-import { type ConnCounters, type ConnRole, ServerConnection, SLOW_DRAIN_MS } from "./connection.ts";
+import {
+  type ConnCounters,
+  type ConnRole,
+  type RelayContext,
+  ServerConnection,
+  SLOW_DRAIN_MS,
+} from "./connection.ts";
 import { Logger } from "./log.ts";
 import { DEFAULT_PORT, type RelayLimits, type RelayOptions, resolveLimits } from "./options.ts";
 import { RelaySession, type SessionCounters } from "./session.ts";
@@ -98,10 +104,8 @@ export class RelayServer {
   /** The effective limits. */
   readonly limits: RelayLimits;
   readonly #listeners: Listener[];
-  readonly #crypto: CryptoProvider;
-  readonly #key: KeyPair;
   readonly #log: Logger;
-  readonly #tamper: Tamper | undefined;
+  readonly #context: RelayContext;
   readonly #cluster: Cluster | undefined;
   readonly #memory: MemoryAccount;
   readonly #sessions = new Map<string, RelaySession>();
@@ -143,12 +147,22 @@ export class RelayServer {
     this.limits = limits;
     this.#listeners = [listener, ...(websocket === undefined ? [] : [websocket])];
     this.websocketAddr = websocket?.addr as TcpAddr | undefined;
-    this.#crypto = crypto;
-    this.#key = key;
     this.#log = log;
-    this.#tamper = tamper;
     this.#cluster = cluster;
     this.#memory = { used: 0, budget: limits.memoryBudgetBytes };
+    // One context for every connection (not an object and closures per connection: an idle
+    // connection's footprint is what T5 measures).
+    this.#context = {
+      crypto,
+      staticKey: key,
+      limits,
+      log,
+      stats: this.#counters,
+      now: Date.now,
+      session: (routeId, tag) => this.#session(routeId, tag),
+      tamper,
+      claim: cluster === undefined ? undefined : (s) => cluster.claim(s),
+    };
     this.#sweepMs = sweepInterval(limits);
     this.#sweep = setInterval(() => this.#sweepOnce(), this.#sweepMs);
     this.#accepting = Promise.all(this.#listeners.map((l) => this.#acceptLoop(l)));
@@ -299,17 +313,7 @@ export class RelayServer {
         );
         this.#log.warn("conn.refused", { conn: id, reason: "max-connections" });
       }
-      const rc = new ServerConnection(id, conn, {
-        crypto: this.#crypto,
-        staticKey: this.#key,
-        limits: this.limits,
-        log: this.#log,
-        stats: this.#counters,
-        now: Date.now,
-        session: (routeId, tag) => this.#session(routeId, tag),
-        tamper: this.#tamper,
-        claim: this.#cluster === undefined ? undefined : (s) => this.#cluster!.claim(s),
-      }, refuse);
+      const rc = new ServerConnection(id, conn, this.#context, refuse);
       this.#conns.add(rc);
       rc.done.then(() => this.#conns.delete(rc));
     }
