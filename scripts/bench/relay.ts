@@ -138,13 +138,14 @@ function start(cmd: string[]): Proc {
 }
 
 /** A bench script under `runtime`, with a callable full GC (for the memory figures). */
-function runtimeCmd(runtime: string, script: string): string[] {
+/** The command running `script` on `runtime`; `v8` flags go to Deno's and Node's V8 (not Bun). */
+function runtimeCmd(runtime: string, script: string, v8: string[] = []): string[] {
   if (runtime === "deno") {
     const file = join(root, `scripts/bench/${script}.ts`);
-    return [bin("deno"), "run", "-A", "--v8-flags=--expose-gc", file];
+    return [bin("deno"), "run", "-A", `--v8-flags=${["--expose-gc", ...v8].join(",")}`, file];
   }
   if (runtime === "bun") return [bin("bun"), join(root, `scripts/bench/${script}.ts`)];
-  return ["node", "--expose-gc", join(root, `npm/scripts/bench/${script}.js`)];
+  return ["node", "--expose-gc", ...v8, join(root, `npm/scripts/bench/${script}.js`)];
 }
 const load = (
   ...args: string[]
@@ -162,7 +163,12 @@ interface Server {
 }
 
 let natsDir: string | undefined;
-async function startServer(kind: string, runtime: string, ...extra: string[]): Promise<Server> {
+async function startServer(
+  kind: string,
+  runtime: string,
+  extra: string[] = [],
+  v8: string[] = [],
+): Promise<Server> {
   if (kind === "nats") {
     natsDir ??= mkdtempSync(join(tmpdir(), "hydra-bench-nats-"));
     const conf = join(natsDir, "nats.conf");
@@ -199,7 +205,7 @@ async function startServer(kind: string, runtime: string, ...extra: string[]): P
       },
     };
   }
-  const p = start(runtimeCmd(runtime, "relay_server").concat(kind, ...extra));
+  const p = start(runtimeCmd(runtime, "relay_server", v8).concat(kind, ...extra));
   const info = JSON.parse(await p.line((l) => l.startsWith("{"), 30_000)) as {
     port: number;
     pid: number;
@@ -350,8 +356,13 @@ interface IdleRow {
   livePerThousandMB: number;
 }
 
-async function idleCost(kind: string, runtime: string, n: number): Promise<IdleRow> {
-  const server = await startServer(kind, runtime);
+async function idleCost(
+  kind: string,
+  runtime: string,
+  n: number,
+  v8: string[] = [],
+): Promise<IdleRow> {
+  const server = await startServer(kind, runtime, [], v8);
   const token = Session.generate().token();
   await new Promise((r) => setTimeout(r, 500));
   const liveBase = await server.gc();
@@ -396,13 +407,22 @@ async function measureIdle(): Promise<IdleRow[]> {
   );
   console.log("runtime  relay     base MB  loaded MB  MB per 1,000  live MB per 1,000");
   const rows: IdleRow[] = [];
-  const kinds = ["minimal", "hydra"];
+  // "hydra-y1": the same relay with V8's young generation capped at 1 MiB semi-spaces, which
+  // tells what the connections hold from how far V8 grew its young generation meanwhile
+  // (a process-wide cost; Bun's JavaScriptCore has no such flag).
+  const young = ["--max-semi-space-size=1"];
   for (const runtime of runtimes) {
-    for (const kind of kinds) {
-      const r = await idleCost(kind, runtime, n);
+    const kinds: [string, string, string[]][] = [["minimal", "minimal", []], [
+      "hydra",
+      "hydra",
+      [],
+    ]];
+    if (runtime !== "bun") kinds.push(["hydra", "hydra-y1", young]);
+    for (const [kind, label, v8] of kinds) {
+      const r = { ...await idleCost(kind, runtime, n, v8), kind: label };
       rows.push(r);
       console.log(
-        `${runtime.padEnd(8)} ${kind.padEnd(8)} ${fmt(r.baseKiB / 1024, 1).padStart(8)}  ${
+        `${runtime.padEnd(8)} ${label.padEnd(8)} ${fmt(r.baseKiB / 1024, 1).padStart(8)}  ${
           fmt(r.loadedKiB / 1024, 1).padStart(9)
         }  ${fmt(r.perThousandMB, 2).padStart(12)}  ${fmt(r.livePerThousandMB, 2).padStart(17)}`,
       );
@@ -512,7 +532,7 @@ async function measureScale(): Promise<{ runtime: string; consumers: number; com
   for (const runtime of runtimes) {
     // The default cap (10,000 connections) would refuse the producer: raise it, as an operator
     // would with --max-connections.
-    const server = await startServer("hydra", runtime, String(n + 100));
+    const server = await startServer("hydra", runtime, [String(n + 100)]);
     const token = Session.generate().token();
     const port = String(server.port);
     const joinedAt = Date.now();

@@ -204,14 +204,16 @@ async function hydra(maxConnections?: number): Promise<void> {
 
 const [role, limit] = G.process.argv.slice(2);
 // A line "gc" on stdin runs a full garbage collection (Bun always; Deno and Node are started
-// with --expose-gc by the orchestrator) and answers `gc-done {"live": heapUsed + external}`,
+// with --expose-gc by the orchestrator) and answers `gc-done {"live": heapUsed + external, …}`
+// with the rest of `process.memoryUsage()` beside it,
 // so memory figures can tell what the relay holds from what the allocator keeps.
 G.process.stdin.on("data", (b: Uint8Array) => {
   if (!new TextDecoder().decode(b).includes("gc")) return;
   if (G.Bun !== undefined) G.Bun.gc(true);
   else G.gc?.();
   const m = G.process.memoryUsage();
-  G.process.stdout.write(`gc-done ${JSON.stringify({ live: m.heapUsed + m.external })}\n`);
+  const live = m.heapUsed + m.external;
+  G.process.stdout.write(`gc-done ${JSON.stringify({ live, ...m })}\n`);
 });
 G.process.stdin.resume();
 if (role === "hydra") {
