@@ -8,7 +8,7 @@
  * or event; no altered byte is ever delivered.
  */
 
-import { equals, toHex } from "../bytes.ts";
+import { equals, readU64BE, toHex } from "../bytes.ts";
 import type { Aead } from "../crypto/types.ts";
 import { RelayError } from "../errors.ts";
 import {
@@ -19,7 +19,13 @@ import {
   type PolicyName,
   verifyStreamStart,
 } from "../protocol/control.ts";
-import { DataFlag, decodeBatch, openData, parseDataHeader } from "../protocol/data_frame.ts";
+import {
+  checkDataBody,
+  DATA_SEQ_AT,
+  DataFlag,
+  decodeBatch,
+  openChecked,
+} from "../protocol/data_frame.ts";
 import type { Frame } from "../protocol/framer.ts";
 import { Role } from "../protocol/join.ts";
 import type { Session, SessionKeys } from "../protocol/session.ts";
@@ -148,6 +154,8 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
   #stream: Stream | undefined;
   readonly #epochs: string[] = [];
   #arrival: (() => void) | undefined;
+  /** A `recv()` call is opening the frame at the head of the queue. */
+  #opening = false;
   #terminal: RelayError | undefined;
   #ended = false;
   #closing: Promise<void> | undefined;
@@ -252,17 +260,27 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
         if (this.#readyHead === this.#ready.length) {
           this.#ready.length = 0;
           this.#readyHead = 0;
+        } else {
+          this.#wake(); // a batch's other messages are for the other waiting calls
         }
         return this.#decode(m);
       }
-      const item = this.#shift();
+      // One call at a time opens a frame, so concurrent calls still get messages in order.
+      const item = this.#opening ? undefined : this.#shift();
       if (item === undefined) {
         if (this.#terminal !== undefined) {
           if (this.#terminal.code === "closed" && this.#closing !== undefined) return null;
           throw this.#terminal;
         }
         if (this.#ended) return null;
-        await new Promise<void>((r) => (this.#arrival = r));
+        // Every waiting call is woken (each looks again), so concurrent recv()s all return.
+        await new Promise<void>((r) => {
+          const earlier = this.#arrival;
+          this.#arrival = earlier === undefined ? r : () => {
+            earlier();
+            r();
+          };
+        });
         continue;
       }
       if (item.kind === "event") {
@@ -274,6 +292,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
         throw item.error;
       }
       let plaintext: Uint8Array;
+      this.#opening = true;
       try {
         plaintext = await item.open;
       } catch {
@@ -281,6 +300,9 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
         const e = tampered("a data frame failed authentication");
         this.#stop(e);
         throw e;
+      } finally {
+        this.#opening = false;
+        this.#wake(); // calls that waited while this one opened look again
       }
       item.conn.release(item.size);
       if ((item.flags & DataFlag.Batch) !== 0) {
@@ -294,7 +316,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
         }
         for (const m of messages) this.#ready.push(m);
       } else if ((item.flags & DataFlag.End) === 0) {
-        this.#ready.push(plaintext);
+        return this.#decode(plaintext); // one message, and nothing was ready before it
       } else if (plaintext.length !== 0) {
         const e = tampered("an END frame without BATCH carries data");
         this.#stop(e);
@@ -304,13 +326,29 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     }
   }
 
-  /** Iterates messages until END; throws what {@link recv} throws. */
-  async *[Symbol.asyncIterator](): AsyncIterator<T> {
-    while (true) {
-      const m = await this.recv();
-      if (m === null) return;
-      yield m;
-    }
+  /**
+   * Iterates messages until END; throws what {@link recv} throws and is finished after that,
+   * as after END or a `break`. (A plain iterator over `recv()`, not an async generator: one
+   * promise per message, where a generator adds its own request, resumption and await.)
+   */
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    let finished = false;
+    const step = (m: T | null): IteratorResult<T> => {
+      if (m !== null) return { value: m, done: false };
+      finished = true;
+      return DONE;
+    };
+    const fail = (e: unknown): never => {
+      finished = true;
+      throw e;
+    };
+    return {
+      next: () => (finished ? Promise.resolve(DONE) : this.recv().then(step, fail)),
+      return: () => {
+        finished = true;
+        return Promise.resolve(DONE);
+      },
+    };
   }
 
   /**
@@ -344,6 +382,11 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
 
   #push(item: Item): void {
     this.#queue.push(item);
+    this.#wake();
+  }
+
+  /** Wakes the waiting `recv()` calls. */
+  #wake(): void {
     const w = this.#arrival;
     if (w !== undefined) {
       this.#arrival = undefined;
@@ -368,9 +411,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     this.#head = 0;
     this.#ready.length = 0;
     this.#readyHead = 0;
-    const w = this.#arrival;
-    this.#arrival = undefined;
-    w?.();
+    this.#wake();
   }
 
   /** END delivered: the consumer is done with the session. */
@@ -433,38 +474,47 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
 
   /** A frame for this session: check its position, start decrypting, queue it. */
   #onData(frame: Frame, conn: RelayConnection): void {
+    const size = frame.bytes.length;
     if (this.#terminal !== undefined) {
-      conn.release(frame.bytes.length);
+      conn.release(size);
       return;
     }
-    const fault = (why: string) => {
-      conn.release(frame.bytes.length);
-      this.#push({ kind: "error", error: tampered(why), terminal: true });
-      this.#stream = undefined;
-    };
-    let header;
+    // The header is read where it lies: no header object, and the nonce is built from the
+    // frame's own seq bytes (one BigInt per frame, for the order check).
+    const body = frame.body;
+    let flags: number;
     try {
-      header = parseDataHeader(frame);
+      flags = checkDataBody(body, 0, body.length);
     } catch {
-      return fault("a data frame header is malformed");
+      return this.#fault(conn, size, "a data frame header is malformed");
     }
     const s = this.#stream;
-    if (s === undefined) return fault("a data frame arrived outside a stream");
-    if (s.ended) return fault("a data frame arrived after END");
-    if (header.seq !== s.next) {
-      return fault(
-        `data frame seq ${header.seq} where ${s.next} was due (dropped, reordered or replayed)`,
+    if (s === undefined) return this.#fault(conn, size, "a data frame arrived outside a stream");
+    if (s.ended) return this.#fault(conn, size, "a data frame arrived after END");
+    const seq = readU64BE(body, DATA_SEQ_AT);
+    if (seq !== s.next) {
+      return this.#fault(
+        conn,
+        size,
+        `data frame seq ${seq} where ${s.next} was due (dropped, reordered or replayed)`,
       );
     }
     s.next++;
-    if (header.seq < s.dropBelow) {
-      conn.release(frame.bytes.length); // already delivered before the stream resumed
+    if (seq < s.dropBelow) {
+      conn.release(size); // already delivered before the stream resumed
       return;
     }
-    if ((header.flags & DataFlag.End) !== 0) s.ended = true;
-    const open = openData(s.aead, frame).then((r) => r.plaintext);
-    open.catch(() => {}); // surfaced by recv()
-    this.#push({ kind: "frame", size: frame.bytes.length, flags: header.flags, open, conn });
+    if ((flags & DataFlag.End) !== 0) s.ended = true;
+    const open = openChecked(s.aead, frame.bytes);
+    open.catch(ignore); // surfaced by recv()
+    this.#push({ kind: "frame", size, flags, open, conn });
+  }
+
+  /** A frame out of place: the stream is over for this consumer, and `recv()` says why. */
+  #fault(conn: RelayConnection, size: number, why: string): void {
+    conn.release(size);
+    this.#push({ kind: "error", error: tampered(why), terminal: true });
+    this.#stream = undefined;
   }
 
   async #onControl(m: ControlMessage): Promise<void> {
@@ -569,6 +619,8 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
 }
 
 const EMPTY = new Uint8Array(0);
+const ignore = (): void => {};
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
 function tampered(why: string): RelayError {
   return new RelayError("tampered", `stream tampered with: ${why}`);

@@ -70,6 +70,13 @@ function nonceOf(seq: bigint): Uint8Array {
   return nonce;
 }
 
+/** The nonce of the data frame in `bytes`: 4 zero bytes ‖ its seq as on the wire. */
+function nonceAt(bytes: Uint8Array): Uint8Array {
+  const nonce = new Uint8Array(12);
+  for (let i = 0; i < 8; i++) nonce[4 + i] = bytes[DATA_HEADER - 8 + i]!;
+  return nonce;
+}
+
 /**
  * Reads a data frame's header without decrypting: what the relay checks and routes by.
  *
@@ -184,9 +191,30 @@ export async function openData(
   frame: Frame,
 ): Promise<{ header: DataHeader; plaintext: Uint8Array }> {
   const header = parseDataHeader(frame);
-  const aad = frame.bytes.subarray(4, DATA_HEADER);
-  const plaintext = await aead.open(nonceOf(header.seq), frame.bytes.subarray(DATA_HEADER), aad);
+  const plaintext = await openChecked(aead, frame.bytes);
   return { header, plaintext };
+}
+
+/**
+ * Opens a data frame whose header the caller has already checked (the consumer's path: one
+ * header parse per frame, no header object, no BigInt for the nonce).
+ *
+ * @param aead The stream's data key.
+ * @param bytes The whole frame, length prefix included, at least {@link DATA_HEADER} +
+ *   {@link TAG_LENGTH} bytes.
+ * @returns The plaintext.
+ * @throws {RelayError} `auth-failed` for any tampering or the wrong key.
+ * @example
+ * ```ts ignore
+ * const plaintext = await openChecked(aead, frame.bytes);
+ * ```
+ */
+export function openChecked(aead: Aead, bytes: Uint8Array): Promise<Uint8Array> {
+  return aead.open(
+    nonceAt(bytes),
+    bytes.subarray(DATA_HEADER),
+    bytes.subarray(4, DATA_HEADER),
+  );
 }
 
 /**

@@ -15,7 +15,7 @@ import { DataFlag, sealData } from "../../src/protocol/data_frame.ts";
 import { Role } from "../../src/protocol/join.ts";
 import { Session } from "../../src/protocol/session.ts";
 import { cleanupTemp, sleep, waitFor } from "../_helpers.ts";
-import { relayOn, type Setup, setups } from "./_fixtures.ts";
+import { memoryAndNativeTcp, relayOn, type Setup, setups } from "./_fixtures.ts";
 import type { RelayServer } from "../../src/server/relay.ts";
 import type { Transport } from "../../src/transport/types.ts";
 
@@ -365,3 +365,57 @@ async function manySessions(setup: Setup, count: number): Promise<void> {
     await relay.close();
   }
 }
+
+describe("Consumer reading", () => {
+  const [setup] = memoryAndNativeTcp();
+  const t = setup.transport;
+
+  test("concurrent recv() calls get the messages in call order; none is left waiting", async () => {
+    const relay = await relayOn(setup);
+    try {
+      const session = Session.generate();
+      const consumer = await Consumer.connect(relay.addr, session, { transport: t });
+      const producer = await Producer.connect(relay.addr, session, { transport: t });
+      // Single frames (awaited one by one) and then BATCH frames (sent without waiting).
+      const first = [consumer.recv(), consumer.recv(), consumer.recv()];
+      for (let i = 0; i < 3; i++) await producer.broadcast(msg(i));
+      assert.deepEqual((await Promise.all(first)).map((m) => idx(m!)), [0, 1, 2]);
+      const second = Array.from({ length: 40 }, () => consumer.recv());
+      await Promise.all(Array.from({ length: 40 }, (_, i) => producer.broadcast(msg(3 + i))));
+      const got = (await Promise.all(second)).map((m) => idx(m!));
+      assert.deepEqual(got, Array.from({ length: 40 }, (_, i) => 3 + i));
+      await producer.close();
+      assert.equal(await consumer.recv(), null, "END after them");
+    } finally {
+      await relay.close();
+    }
+  });
+
+  test("the async iterator is finished after a break and after END", async () => {
+    const relay = await relayOn(setup);
+    try {
+      const session = Session.generate();
+      const consumer = await Consumer.connect(relay.addr, session, { transport: t });
+      const producer = await Producer.connect(relay.addr, session, { transport: t });
+      for (let i = 0; i < 4; i++) await producer.broadcast(msg(i));
+      await producer.close();
+      const it = consumer[Symbol.asyncIterator]();
+      const first = await it.next();
+      assert.equal(first.done, false);
+      assert.equal(idx(first.value as Uint8Array), 0);
+      for await (const m of { [Symbol.asyncIterator]: () => it }) {
+        assert.equal(idx(m), 1);
+        break; // calls return()
+      }
+      assert.deepEqual(await it.next(), { done: true, value: undefined });
+      // A fresh iterator goes on where recv() is: the two remaining messages, then END.
+      const rest = [];
+      for await (const m of consumer) rest.push(idx(m));
+      assert.deepEqual(rest, [2, 3]);
+      const after = consumer[Symbol.asyncIterator]();
+      assert.deepEqual(await after.next(), { done: true, value: undefined });
+    } finally {
+      await relay.close();
+    }
+  });
+});

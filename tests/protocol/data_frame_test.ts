@@ -9,6 +9,7 @@ import {
   DataFlag,
   decodeBatch,
   encodeBatch,
+  openChecked,
   openData,
   parseDataHeader,
   sealData,
@@ -42,6 +43,20 @@ for (const c of providers()) {
     assert.equal(header.seq, 7n);
     assert.equal(header.flags, DataFlag.End);
     assert.equal(toHex(header.streamTag), KAT.streamTag);
+  });
+}
+
+for (const c of providers()) {
+  test(`openChecked (${c.name}) opens a frame in place, its nonce from the wire's seq bytes`, async () => {
+    const aead = await c.aesGcm(fromHex(KAT.dataKey));
+    for (const seq of [0n, 7n, 2n ** 32n + 5n, 2n ** 53n + 1n, 2n ** 64n - 1n]) {
+      const frame = await sealData(aead, { ...hello, seq });
+      const plaintext = await openChecked(aead, frame);
+      assert.equal(new TextDecoder().decode(plaintext), "hello", `seq ${seq}`);
+      const bad = frame.slice();
+      bad[DATA_HEADER - 1]! ^= 1; // the seq's last byte: another nonce and another AAD
+      await assert.rejects(openChecked(aead, bad), isAuth, `seq ${seq}`);
+    }
   });
 }
 
