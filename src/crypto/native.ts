@@ -144,15 +144,26 @@ class NodeAead implements Aead {
       const d = this.#nc.createDecipheriv("aes-256-gcm", this.#key, nonce, GCM);
       d.setAuthTag(sealed.subarray(sealed.length - TAG_LENGTH));
       if (aad !== undefined && aad.length > 0) d.setAAD(aad);
-      const out = new Uint8Array(sealed.length - TAG_LENGTH);
-      const body = d.update(sealed.subarray(0, sealed.length - TAG_LENGTH));
-      out.set(body, 0);
-      out.set(d.final(), body.length);
-      return out;
+      const n = sealed.length - TAG_LENGTH;
+      const body = d.update(sealed.subarray(0, n));
+      const tail = d.final(); // checks the tag: nothing is returned before it passed
+      // node:crypto's own output buffer is returned as is when it holds the plaintext and
+      // nothing else (Node, Bun); a view into pooled memory would expose other bytes through
+      // `.buffer`, so any other shape is copied into a buffer of its own.
+      const own = tail.length === 0 && body.length === n && body.byteOffset === 0 &&
+        body.buffer.byteLength === n;
+      return own ? new Uint8Array(body.buffer, 0, n) : copyOut(body, tail, n);
     } catch {
       throw authFailed();
     }
   }
+}
+
+function copyOut(body: Bytes, tail: Bytes, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  out.set(body, 0);
+  out.set(tail, body.length);
+  return out;
 }
 
 /**

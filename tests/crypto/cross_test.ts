@@ -82,6 +82,20 @@ for (const n of natives) {
     }
   });
 
+  test(`${n.name} open returns a plaintext whose buffer holds nothing else`, async () => {
+    // A plaintext handed out without a copy must not be a view into pooled memory: its
+    // `.buffer` would show other bytes to whoever reads it.
+    const k = await n.aesGcm(r(32));
+    for (const size of [0, 1, 64, 1000, 2047, 2048, 5000, 70_000]) {
+      const nonce = r(12);
+      const pt = r(size);
+      const opened = await k.open(nonce, await k.seal(nonce, pt));
+      assert.equal(toHex(opened), toHex(pt));
+      assert.equal(opened.byteOffset, 0, `size ${size}`);
+      assert.equal(opened.buffer.byteLength, size, `size ${size}`);
+    }
+  });
+
   test(`${n.name} and noble seal behind headroom: zeros, then the same bytes`, async () => {
     for (const room of [0, 1, 22, 4096]) {
       const keyBytes = r(32);
