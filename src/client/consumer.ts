@@ -480,7 +480,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
       return;
     }
     // The header is read where it lies: no header object, and the nonce is built from the
-    // frame's own seq bytes (one BigInt per frame, for the order check).
+    // frame's own seq bytes (BigInts only for the order check).
     const body = frame.body;
     let flags: number;
     try {

@@ -148,8 +148,8 @@ class NodeAead implements Aead {
       const body = d.update(sealed.subarray(0, n));
       const tail = d.final(); // checks the tag: nothing is returned before it passed
       // node:crypto's own output buffer is returned as is when it holds the plaintext and
-      // nothing else (Node, Bun); a view into pooled memory would expose other bytes through
-      // `.buffer`, so any other shape is copied into a buffer of its own.
+      // nothing else (Node and Deno; Bun's carries a spare byte); a view into pooled memory
+      // would expose other bytes through `.buffer`, so any other shape is copied.
       const own = tail.length === 0 && body.length === n && body.byteOffset === 0 &&
         body.buffer.byteLength === n;
       return own ? new Uint8Array(body.buffer, 0, n) : copyOut(body, tail, n);

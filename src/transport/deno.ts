@@ -58,8 +58,9 @@ function denoNs(): DenoNs {
   return ns;
 }
 
-// An idle connection always has a read pending, and the pending read pins its buffer: 1 KiB
-// holds any control message (a ping, a join) and doubles per full read under load.
+// An idle connection always has a read pending, and the pending read pins its buffer. 1 KiB
+// holds the usual control messages (a ping, a join); a larger one takes a second read, and
+// the size doubles after every full read under load.
 const MIN_READ = 1024;
 // Measured: fresh 256 KiB buffers per read cost 40 % of throughput (0.60x a bare loop,
 // glibc serves them by mmap and each read page-faults); 64 KiB stays on the heap (0.97x).

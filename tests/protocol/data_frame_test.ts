@@ -60,6 +60,19 @@ for (const c of providers()) {
   });
 }
 
+test("openChecked rejects (never throws) when a custom AEAD throws instead of rejecting", async () => {
+  const inner = await nobleCrypto.aesGcm(fromHex(KAT.dataKey));
+  const throwing: Aead = {
+    seal: (nonce, plaintext, aad) => inner.seal(nonce, plaintext, aad),
+    open: () => {
+      throw new RelayError("auth-failed", "refused synchronously");
+    },
+  };
+  let p: Promise<Uint8Array> | undefined;
+  assert.doesNotThrow(() => (p = openChecked(throwing, fromHex(KAT.frame))));
+  await assert.rejects(p!, isAuth);
+});
+
 test("sealData builds the documented frame with an AEAD that ignores headroom (custom provider)", async () => {
   const inner = await nobleCrypto.aesGcm(fromHex(KAT.dataKey));
   const plain: Aead = {
