@@ -59,7 +59,7 @@ export {
 
 export { RelayServer } from "./src/server/relay.ts";
 export type { RelayStats } from "./src/server/relay.ts";
-export type { ClusterOptions, ClusterStats } from "./src/server/cluster.ts";
+export type { ClusterOptions, ClusterStats } from "./src/server/cluster/options.ts";
 export type { ConnRole } from "./src/server/connection.ts";
 export { formatMetrics, METRICS_CONTENT_TYPE } from "./src/server/metrics.ts";
 export type { ProcessFigures } from "./src/server/metrics.ts";
@@ -67,7 +67,10 @@ export { DEFAULT_LIMITS, DEFAULT_PORT } from "./src/server/options.ts";
 export type { RelayLimits, RelayOptions } from "./src/server/options.ts";
 export type { LogLevel, LogSink } from "./src/server/log.ts";
 export { RelayConnection } from "./src/client/connection.ts";
-export type { ConnectOptions, RelayAddrs, Subscriber } from "./src/client/connection.ts";
+export type { RelayLink } from "./src/client/link.ts";
+export type { ConnectOptions } from "./src/client/_handshake.ts";
+export type { RelayAddrs } from "./src/client/_home.ts";
+export type { Subscriber } from "./src/client/subscriber.ts";
 export type { EventHandler } from "./src/client/_emitter.ts";
 export type { ReconnectEvents, ReconnectOptions } from "./src/client/_reconnect.ts";
 export type { Frame } from "./src/protocol/framer.ts";

@@ -22,7 +22,10 @@ export type { ConsumerEvents, ConsumerOptions, StreamInfo } from "./client/consu
 export { Producer } from "./client/producer.ts";
 export type { ProducerEvents, ProducerOptions } from "./client/producer.ts";
 export { RelayConnection } from "./client/connection.ts";
-export type { ConnectOptions, RelayAddrs, Subscriber } from "./client/connection.ts";
+export type { RelayLink } from "./client/link.ts";
+export type { ConnectOptions } from "./client/_handshake.ts";
+export type { RelayAddrs } from "./client/_home.ts";
+export type { Subscriber } from "./client/subscriber.ts";
 export type { EventHandler } from "./client/_emitter.ts";
 export type { ReconnectEvents, ReconnectOptions } from "./client/_reconnect.ts";
 export { bytesCodec, jsonCodec, textCodec } from "./client/codec.ts";

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { test } from "node:test";
 import { repoRoot } from "./_helpers.ts";
 
@@ -52,4 +52,103 @@ test("src/protocol, src/server and src/client import no runtime API", () => {
   assert.deepEqual(offenders, []);
   // The rule must actually look at something once the core exists; today src/ must exist.
   assert.ok(existsSync(join(root, "src")), "src/ not found");
+});
+
+/** Relative imports of a module (static, type-only, re-exports and dynamic), comments stripped. */
+export function relativeImports(source: string): string[] {
+  const code = source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+  const specs: string[] = [];
+  const forms = [
+    /\b(?:import|export)\s+(?:type\s+)?[^'";]*?\bfrom\s+["'](\.[^"']+)["']/g,
+    /\bimport\s+["'](\.[^"']+)["']/g,
+    /\bimport\(\s*["'](\.[^"']+)["']\s*\)/g,
+  ];
+  for (const re of forms) for (const m of code.matchAll(re)) specs.push(m[1]!);
+  return specs;
+}
+
+/**
+ * The import circles among modules: every strongly connected set of two or more modules, and
+ * every module importing itself (Tarjan's algorithm).
+ * @param graph Each module's name and the names it imports.
+ */
+export function importCycles(graph: ReadonlyMap<string, readonly string[]>): string[][] {
+  let next = 0;
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const cycles: string[][] = [];
+  const visit = (v: string): void => {
+    index.set(v, next);
+    low.set(v, next++);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of graph.get(v) ?? []) {
+      if (!graph.has(w)) continue;
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) {
+        low.set(v, Math.min(low.get(v)!, index.get(w)!));
+      }
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const scc: string[] = [];
+    let w: string;
+    do {
+      w = stack.pop()!;
+      onStack.delete(w);
+      scc.push(w);
+    } while (w !== v);
+    if (scc.length > 1 || (graph.get(v) ?? []).includes(v)) cycles.push(scc.sort());
+  };
+  for (const v of [...graph.keys()].sort()) if (!index.has(v)) visit(v);
+  return cycles;
+}
+
+test("relativeImports finds static, type, re-export and dynamic imports, not comments", () => {
+  const src = [
+    'import { a } from "./a.ts";',
+    'import type { B } from "../b.ts";',
+    'export { c } from "./c.ts";',
+    'import "./side.ts";',
+    'const d = await import("./d.ts");',
+    '// import { e } from "./e.ts";',
+    '/* import { f } from "./f.ts"; */',
+    'import { g } from "node:fs";',
+  ].join("\n");
+  assert.deepEqual(relativeImports(src).sort(), [
+    "../b.ts",
+    "./a.ts",
+    "./c.ts",
+    "./d.ts",
+    "./side.ts",
+  ]);
+});
+
+test("importCycles names every circle and nothing else", () => {
+  const graph = new Map([
+    ["a", ["b"]],
+    ["b", ["c"]],
+    ["c", ["a", "d"]],
+    ["d", []],
+    ["e", ["e"]],
+    ["f", ["d"]],
+  ]);
+  assert.deepEqual(importCycles(graph), [["a", "b", "c"], ["e"]]);
+  assert.deepEqual(importCycles(new Map([["x", ["y"]], ["y", []]])), []);
+});
+
+test("src/ has no import circle (type-only and dynamic imports count)", () => {
+  const root = repoRoot();
+  const files = tsFiles(join(root, "src"));
+  const graph = new Map<string, string[]>();
+  for (const file of files) {
+    const deps = relativeImports(readFileSync(file, "utf8")).map((s) => join(dirname(file), s));
+    graph.set(file, deps);
+  }
+  assert.ok(files.length > 20, `expected the sources under src/, found ${files.length}`);
+  const cycles = importCycles(graph).map((c) => c.map((f) => relative(root, f)));
+  assert.deepEqual(cycles, []);
 });

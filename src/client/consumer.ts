@@ -30,16 +30,10 @@ import type { Frame } from "../protocol/framer.ts";
 import { Role } from "../protocol/join.ts";
 import type { Session, SessionKeys } from "../protocol/session.ts";
 import type { Codec } from "./codec.ts";
-import {
-  type ConnectOptions,
-  type Home,
-  homeOf,
-  reconnectHome,
-  type RelayAddrs,
-  type RelayConnection,
-  type Subscriber,
-  withOwnConnection,
-} from "./connection.ts";
+import type { ConnectOptions } from "./_handshake.ts";
+import { type Home, homeOf, reconnectHome, type RelayAddrs, withOwnConnection } from "./_home.ts";
+import type { RelayLink } from "./link.ts";
+import type { Subscriber } from "./subscriber.ts";
 import { Emitter, type EventHandler } from "./_emitter.ts";
 import {
   isTransient,
@@ -98,7 +92,7 @@ type Item =
     readonly flags: number;
     readonly open: Promise<Uint8Array>;
     /** The connection that buffered it (reading resumes there as it is consumed). */
-    readonly conn: RelayConnection;
+    readonly conn: RelayLink;
   }
   | { readonly kind: "event"; readonly emit: () => void }
   | { readonly kind: "error"; readonly error: RelayError; readonly terminal: boolean };
@@ -140,7 +134,7 @@ const EPOCH_MEMORY = 64;
  * ```
  */
 export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
-  #conn: RelayConnection;
+  #conn: RelayLink;
   readonly #keys: SessionKeys;
   readonly #session: Session;
   /** Set when this opened its own connection: where to reconnect; it closes it on close(). */
@@ -164,7 +158,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
   #reconnecting = false;
 
   private constructor(
-    connection: RelayConnection,
+    connection: RelayLink,
     session: Session,
     keys: SessionKeys,
     options: ConsumerOptions<T>,
@@ -189,7 +183,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
    * @param options Connection and consumer options.
    * @returns The consumer.
    * @throws {RelayError} `auth-failed` when the relay refuses the proof; see
-   *   {@link RelayConnection.connect} for connection errors.
+   *   {@link RelayLink.connect} for connection errors.
    */
   static async connect<T = Uint8Array>(
     addr: RelayAddrs,
@@ -202,7 +196,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
 
   /** @internal Joins on an existing connection; use `connect` or `connection.consumer`. */
   static async open<T>(
-    conn: RelayConnection,
+    conn: RelayLink,
     session: Session,
     options: ConsumerOptions<T>,
     home: Home | undefined,
@@ -213,8 +207,11 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     return consumer;
   }
 
-  /** The connection currently carrying this consumer (a new one after a reconnect). */
-  get connection(): RelayConnection {
+  /**
+   * The connection currently carrying this consumer: the `RelayConnection` it was opened on, or
+   * the link `connect` made for it (a new one after a reconnect).
+   */
+  get connection(): RelayLink {
     return this.#conn;
   }
 
@@ -423,7 +420,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     else this.#conn.leave(this.#keys.streamTag, Role.Consumer).catch(() => {});
   }
 
-  #subscriber(conn: RelayConnection): Subscriber {
+  #subscriber(conn: RelayLink): Subscriber {
     return {
       onData: (frame) => this.#onData(frame, conn),
       onControl: (m) => this.#onControl(m),
@@ -473,7 +470,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
   }
 
   /** A frame for this session: check its position, start decrypting, queue it. */
-  #onData(frame: Frame, conn: RelayConnection): void {
+  #onData(frame: Frame, conn: RelayLink): void {
     const size = frame.bytes.length;
     if (this.#terminal !== undefined) {
       conn.release(size);
@@ -511,7 +508,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
   }
 
   /** A frame out of place: the stream is over for this consumer, and `recv()` says why. */
-  #fault(conn: RelayConnection, size: number, why: string): void {
+  #fault(conn: RelayLink, size: number, why: string): void {
     conn.release(size);
     this.#push({ kind: "error", error: tampered(why), terminal: true });
     this.#stream = undefined;

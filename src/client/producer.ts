@@ -16,16 +16,10 @@ import { Role } from "../protocol/join.ts";
 import type { Session, SessionKeys } from "../protocol/session.ts";
 import { EPOCH_LENGTH } from "../protocol/session.ts";
 import type { Codec } from "./codec.ts";
-import {
-  type ConnectOptions,
-  type Home,
-  homeOf,
-  reconnectHome,
-  type RelayAddrs,
-  type RelayConnection,
-  type Subscriber,
-  withOwnConnection,
-} from "./connection.ts";
+import type { ConnectOptions } from "./_handshake.ts";
+import { type Home, homeOf, reconnectHome, type RelayAddrs, withOwnConnection } from "./_home.ts";
+import type { RelayLink } from "./link.ts";
+import type { Subscriber } from "./subscriber.ts";
 import { Emitter, type EventHandler } from "./_emitter.ts";
 import {
   isTransient,
@@ -93,7 +87,7 @@ export interface ProducerEvents extends ReconnectEvents {
  * ```
  */
 export class Producer<T = Uint8Array> {
-  #conn: RelayConnection;
+  #conn: RelayLink;
   /** This stream's epoch (16 bytes). */
   readonly epoch: Uint8Array;
   readonly #keys: SessionKeys;
@@ -130,7 +124,7 @@ export class Producer<T = Uint8Array> {
   #reconnecting: Promise<void> | undefined;
 
   private constructor(
-    connection: RelayConnection,
+    connection: RelayLink,
     keys: SessionKeys,
     epoch: Uint8Array,
     aead: Aead,
@@ -161,7 +155,7 @@ export class Producer<T = Uint8Array> {
    * @param options Connection and producer options.
    * @returns The producer.
    * @throws {RelayError} `producer-exists` when the session has a producer; see
-   *   {@link RelayConnection.connect} for connection errors.
+   *   {@link RelayLink.connect} for connection errors.
    */
   static async connect<T = Uint8Array>(
     addr: RelayAddrs,
@@ -174,7 +168,7 @@ export class Producer<T = Uint8Array> {
 
   /** @internal Joins on an existing connection; use `connect` or `connection.producer`. */
   static async open<T>(
-    conn: RelayConnection,
+    conn: RelayLink,
     session: Session,
     options: ProducerOptions<T>,
     home: Home | undefined,
@@ -193,7 +187,7 @@ export class Producer<T = Uint8Array> {
   }
 
   /** Sends this stream's STREAM-START, continuing at `firstSeq`. */
-  #announce(conn: RelayConnection, firstSeq: bigint): Promise<void> {
+  #announce(conn: RelayLink, firstSeq: bigint): Promise<void> {
     return conn.sendControl({
       kind: ControlKind.StreamStart,
       tag: this.#keys.streamTag,
@@ -204,8 +198,11 @@ export class Producer<T = Uint8Array> {
     });
   }
 
-  /** The connection currently carrying this producer (a new one after a reconnect). */
-  get connection(): RelayConnection {
+  /**
+   * The connection currently carrying this producer: the `RelayConnection` it was opened on, or
+   * the link `connect` made for it (a new one after a reconnect).
+   */
+  get connection(): RelayLink {
     return this.#conn;
   }
 
@@ -275,7 +272,7 @@ export class Producer<T = Uint8Array> {
   }
 
   /** A new connection: join, continue the stream, resend what the relay may not have. */
-  #rejoin(home: Home): Promise<RelayConnection> {
+  #rejoin(home: Home): Promise<RelayLink> {
     return withOwnConnection(home, async (conn) => {
       await conn.join(this.#keys, Role.Producer, {}, this.#subscriber());
       await this.#announce(conn, this.#retained[0]?.seq ?? this.#written);

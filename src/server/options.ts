@@ -9,7 +9,7 @@ import type { PolicyName } from "../protocol/control.ts";
 import { Policy } from "../protocol/control.ts";
 import type { Addr, Transport } from "../transport/types.ts";
 import type { LogLevel, LogSink } from "./log.ts";
-import type { ClusterOptions } from "./cluster.ts";
+import type { ClusterOptions } from "./cluster/options.ts";
 
 /** Everything {@link RelayServer.listen} accepts; every field is optional. */
 export interface RelayOptions {

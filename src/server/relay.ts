@@ -25,7 +25,8 @@ import { DEFAULT_PORT, type RelayLimits, type RelayOptions, resolveLimits } from
 import { RelaySession, type SessionCounters } from "./session.ts";
 import { TAMPER, type Tamper } from "./_tamper.ts";
 import type { MemoryAccount } from "./ring.ts";
-import type { Cluster, ClusterStats } from "./cluster.ts";
+import type { Cluster } from "./cluster/cluster.ts";
+import type { ClusterStats } from "./cluster/options.ts";
 
 /** A snapshot of the relay's counters. */
 export interface RelayStats {
@@ -192,7 +193,7 @@ export class RelayServer {
       });
     let cluster: Cluster | undefined;
     if (options.cluster !== undefined) {
-      const { Cluster } = await import("./cluster.ts");
+      const { Cluster } = await import("./cluster/cluster.ts");
       cluster = await Cluster.join(options.cluster, crypto, log);
     }
     let listener: Listener;

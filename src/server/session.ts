@@ -38,7 +38,7 @@ export interface SubscriberConn {
 
 /**
  * The producer slot's holder when the session's producer is on another relay of a cluster
- * (src/server/cluster.ts): this relay mirrors a stream it receives over NATS.
+ * (src/server/cluster/): this relay mirrors a stream it receives over NATS.
  */
 export const REMOTE_ORIGIN: SubscriberConn = { id: 0, wake() {}, holding: false };
 

@@ -34,8 +34,8 @@
  * The `nats` package is loaded only when a relay is started with `cluster`.
  */
 
-import { concat, equals, readU64BE, toHex, writeU64BE } from "../bytes.ts";
-import type { CryptoProvider } from "../crypto/types.ts";
+import { concat, equals, readU64BE, toHex, writeU64BE } from "../../bytes.ts";
+import type { CryptoProvider } from "../../crypto/types.ts";
 import {
   ControlKind,
   decodeControl,
@@ -43,122 +43,41 @@ import {
   LeftReason,
   type StreamStart,
   verifyStreamStart,
-} from "../protocol/control.ts";
-import { parseDataHeader } from "../protocol/data_frame.ts";
-import { FRAME_HEADER, FrameType } from "../protocol/framer.ts";
-import { RelayError } from "../errors.ts";
-import { EPOCH_LENGTH, STREAM_TAG_LENGTH } from "../protocol/session.ts";
-import type { Logger } from "./log.ts";
+} from "../../protocol/control.ts";
+import { parseDataHeader } from "../../protocol/data_frame.ts";
+import { FRAME_HEADER, FrameType } from "../../protocol/framer.ts";
+import { RelayError } from "../../errors.ts";
+import { STREAM_TAG_LENGTH } from "../../protocol/session.ts";
+import type { Logger } from "../log.ts";
 import type {
   ConsumerSub,
   Floor,
   RelaySession,
   SessionObserver,
   SubscriberConn,
-} from "./session.ts";
+} from "../session.ts";
+import { HoldTable } from "./holds.ts";
+import { connectNats, type Kv, type NatsConnection, type NatsMsg, type NatsSub } from "./nats.ts";
+import {
+  type ClusterOptions,
+  type ClusterStats,
+  resolveClusterOptions,
+  type ResolvedClusterOptions,
+} from "./options.ts";
+import { ProducerSlots } from "./slots.ts";
+import {
+  BEAT_LIVE,
+  BEAT_PRODUCER,
+  encodeHold,
+  ENVELOPE,
+  Kind,
+  ORIGIN_ID,
+  RUN_BUDGET,
+} from "./wire.ts";
 
-/** How a relay joins a cluster. */
-export interface ClusterOptions {
-  /** NATS server URL(s), e.g. `"nats://127.0.0.1:4222"`. The server needs JetStream (`-js`). */
-  readonly servers: string | readonly string[];
-  /** Subject prefix and key-value bucket stem, shared by the cluster. Default `"hydra"`. */
-  readonly prefix?: string;
-  /** A producer slot not refreshed for this long expires (ms). Default 5,000. */
-  readonly slotTtlMs?: number;
-  /** Interval of the origin's beats; an origin silent for 3 beats counts as lost (ms).
-   * Default 1,000. */
-  readonly beatMs?: number;
-  /** NATS credentials, when the server asks for them. */
-  readonly user?: string;
-  /** NATS password. */
-  readonly pass?: string;
-  /** NATS token. */
-  readonly token?: string;
-}
-
-/** {@link ClusterOptions} with defaults applied (credentials left out). */
-export type ResolvedClusterOptions = Required<Omit<ClusterOptions, "user" | "pass" | "token">>;
-
-/** Cluster counters, part of the relay's stats. */
-export interface ClusterStats {
-  /** Connected to NATS now. */
-  readonly connected: boolean;
-  /** Producer slots this relay holds. */
-  readonly slots: number;
-  /** Messages published (frame runs, starts, departures, beats). */
-  readonly published: number;
-  /** Messages received for mirrored sessions. */
-  readonly received: number;
-  /** Messages not published because NATS was unreachable or a frame exceeds its max payload. */
-  readonly unpublished: number;
-  /** Messages received that could not be used (malformed, unverifiable start). */
-  readonly rejected: number;
-  /** Producer joins refused because another relay holds the slot (or slots lost to one). */
-  readonly slotConflicts: number;
-  /** Gaps in mirrored streams (frames that never arrived), each told to consumers as LAGGED. */
-  readonly gaps: number;
-  /** Other relays whose blocking consumers hold back producers on this relay now. */
-  readonly holding: number;
-  /** Relays that stopped holding because they went silent (died, or NATS lost them). */
-  readonly holdsExpired: number;
-}
-
-/** Envelope kinds on a session subject: `kind u8 ‖ origin relay id (8) ‖ payload`. */
-const Kind = { Data: 1, Start: 2, Left: 3, Beat: 4 } as const;
-const ORIGIN_ID = 8;
-const ENVELOPE = 1 + ORIGIN_ID;
-const BEAT_LIVE = 1;
-const BEAT_PRODUCER = 2;
-/** Flow-control message: `relay id (8) ‖ holding u8 ‖ seq u64 ‖ epoch (16)`. */
-const ACK_LENGTH = ORIGIN_ID + 1 + 8 + EPOCH_LENGTH;
 /** A moved floor is announced after at most this long (ms), or at once when it moved by an
  * eighth of a ring and no announcement is pending. */
 const ACK_DELAY_MS = 2;
-/** Routes with holds from other relays, and relays holding one route, at most (a bound on
- * what NATS can make this relay remember). */
-const MAX_HELD_ROUTES = 65_536;
-const MAX_HOLDERS = 1_024;
-/** A run published at most this large (a single larger frame goes alone). */
-const RUN_BUDGET = 256 * 1024;
-
-// The subset of the nats package used here.
-interface NatsMsg {
-  readonly subject: string;
-  readonly data: Uint8Array;
-}
-interface NatsSub {
-  unsubscribe(): void;
-}
-interface KvEntry {
-  readonly value: Uint8Array;
-  readonly revision: number;
-  readonly operation: string;
-}
-interface Kv {
-  create(k: string, v: Uint8Array): Promise<number>;
-  update(k: string, v: Uint8Array, version: number): Promise<number>;
-  get(k: string): Promise<KvEntry | null>;
-  delete(k: string, opts?: { previousSeq?: number }): Promise<void>;
-}
-interface NatsConnection {
-  readonly info?: { readonly max_payload: number };
-  publish(subject: string, data: Uint8Array): void;
-  subscribe(subject: string, opts: { callback: (err: unknown, msg: NatsMsg) => void }): NatsSub;
-  jetstream(): { views: { kv(name: string, opts: object): Promise<Kv> } };
-  status(): AsyncIterable<{ type: string }>;
-  close(): Promise<void>;
-  isClosed(): boolean;
-}
-interface NatsModule {
-  connect(opts: object): Promise<NatsConnection>;
-}
-
-interface Held {
-  /** KV revision of our entry; 0 while unclaimed (NATS was down when the producer joined). */
-  revision: number;
-  /** When it was claimed (ms). */
-  readonly since: number;
-}
 
 interface Mirror {
   readonly sub: NatsSub | undefined;
@@ -175,11 +94,6 @@ interface Mirror {
   busy: boolean;
 }
 
-/** What another relay's blocking consumers still need, and when it said so (origin side). */
-interface Hold extends Floor {
-  readonly at: number;
-}
-
 /** One relay's membership of a cluster. */
 export class Cluster implements SessionObserver {
   readonly #o: ResolvedClusterOptions;
@@ -188,19 +102,18 @@ export class Cluster implements SessionObserver {
   readonly #id: Uint8Array;
   readonly #idHex: string;
   readonly #nc: NatsConnection;
-  #kv: Kv | undefined;
   #connected = true;
-  readonly #held = new Map<RelaySession, Held>();
+  readonly #slots: ProducerSlots;
   readonly #uplinks = new Map<RelaySession, ConsumerSub>();
   readonly #mirrors = new Map<RelaySession, Mirror>();
   /** Sessions on this relay by stream tag (hex), for flow-control messages. */
   readonly #byTag = new Map<string, RelaySession>();
   /**
-   * Holds of other relays per stream tag (hex), then relay id. Their start, end, epoch and a
-   * repeat every beat come on one wildcard subscription, so they are known before a session
-   * (or its producer) shows up here; they matter while a local producer holds the slot.
+   * Holds of other relays. Their start, end, epoch and a repeat every beat come on one
+   * wildcard subscription, so they are known before a session (or its producer) shows up
+   * here; they matter while a local producer holds the slot.
    */
-  readonly #holds = new Map<string, Map<string, Hold>>();
+  readonly #holds = new HoldTable();
   readonly #holdSub: NatsSub | undefined;
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   #closed = false;
@@ -209,7 +122,6 @@ export class Cluster implements SessionObserver {
     received: 0,
     unpublished: 0,
     rejected: 0,
-    slotConflicts: 0,
     holdsExpired: 0,
   };
 
@@ -222,14 +134,14 @@ export class Cluster implements SessionObserver {
   ) {
     this.#o = o;
     this.#nc = nc;
-    this.#kv = kv;
     this.#crypto = crypto;
     this.#log = log;
     this.#id = crypto.randomBytes(ORIGIN_ID);
+    this.#slots = new ProducerSlots(kv, this.#id, log, () => this.#connected);
     this.#idHex = toHex(this.#id);
     this.#holdSub = this.#subscribe(`${o.prefix}.h.*`, (msg) => this.#receiveAck(msg));
     this.#timers.push(setInterval(() => this.#beat(), o.beatMs));
-    this.#timers.push(setInterval(() => this.#refresh(), Math.max(50, o.slotTtlMs / 3)));
+    this.#timers.push(setInterval(() => this.#slots.refresh(), Math.max(50, o.slotTtlMs / 3)));
     void this.#watchStatus();
   }
 
@@ -244,41 +156,7 @@ export class Cluster implements SessionObserver {
     log: Logger,
   ): Promise<Cluster> {
     const o = resolveClusterOptions(options);
-    let nats: NatsModule;
-    try {
-      nats = await import("nats") as unknown as NatsModule;
-    } catch (e) {
-      throw new RelayError("unsupported", `cluster mode needs the nats package: ${e}`);
-    }
-    let nc: NatsConnection;
-    try {
-      nc = await nats.connect({
-        servers: typeof options.servers === "string" ? [options.servers] : [...options.servers],
-        name: "hydra-relay",
-        noEcho: true,
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: 250,
-        timeout: 5000,
-        ...(options.user === undefined ? {} : { user: options.user, pass: options.pass }),
-        ...(options.token === undefined ? {} : { token: options.token }),
-      });
-    } catch (e) {
-      throw new RelayError(
-        "connect-failed",
-        `cannot reach NATS at ${o.servers}: ${(e as Error).message}`,
-      );
-    }
-    let kv: Kv;
-    try {
-      kv = await openBucket(nc, `${o.prefix}_producers`, o.slotTtlMs);
-    } catch (e) {
-      await nc.close().catch(() => {});
-      throw new RelayError(
-        "connect-failed",
-        `NATS at ${o.servers} gave no key-value bucket for producer slots (JetStream needs ` +
-          `nats-server -js): ${(e as Error).message}`,
-      );
-    }
+    const { nc, kv } = await connectNats(options, o);
     return new Cluster(o, nc, kv, crypto, log);
   }
 
@@ -293,10 +171,17 @@ export class Cluster implements SessionObserver {
    */
   stats(gaps: number): ClusterStats {
     let holding = 0;
-    for (const [tag, peers] of this.#holds) {
-      if (this.#byTag.get(tag)?.localProducer) holding += peers.size;
+    for (const tag of this.#holds.tags()) {
+      if (this.#byTag.get(tag)?.localProducer) holding += this.#holds.holders(tag);
     }
-    return { connected: this.#connected, slots: this.#held.size, ...this.#s, gaps, holding };
+    return {
+      connected: this.#connected,
+      slots: this.#slots.size,
+      ...this.#s,
+      slotConflicts: this.#slots.conflicts,
+      gaps,
+      holding,
+    };
   }
 
   // ---- sessions -------------------------------------------------------------------------
@@ -334,7 +219,7 @@ export class Cluster implements SessionObserver {
     this.#mirrors.delete(session);
     if (this.#byTag.get(this.#key(session)) === session) this.#byTag.delete(this.#key(session));
     this.#stopUplink(session);
-    this.#release(session);
+    this.#slots.release(session);
   }
 
   /**
@@ -342,51 +227,8 @@ export class Cluster implements SessionObserver {
    * @returns Nothing when the producer may join; a `producer-exists` error when another
    *   relay holds the slot.
    */
-  async claim(session: RelaySession): Promise<RelayError | undefined> {
-    const kv = this.#kv;
-    if (!this.#connected || kv === undefined) {
-      this.#log.warn("cluster.claim_deferred", { route: session.name, reason: "nats down" });
-      this.#held.set(session, { revision: 0, since: Date.now() });
-      return undefined;
-    }
-    const key = this.#key(session);
-    try {
-      const revision = await kv.create(key, this.#id);
-      this.#held.set(session, { revision, since: Date.now() });
-      return undefined;
-    } catch (e) {
-      if (!isWrongSeq(e)) return this.#claimFailed(session, e);
-    }
-    // Taken: by this relay (a producer rejoining here), or by another.
-    try {
-      const entry = await kv.get(key);
-      if (entry !== null && entry.operation === "PUT" && !equals(entry.value, this.#id)) {
-        this.#s.slotConflicts++;
-        this.#log.info("cluster.slot_taken", { route: session.name, holder: toHex(entry.value) });
-        return new RelayError(
-          "producer-exists",
-          "this session has a producer on another relay of the cluster",
-        );
-      }
-      const revision = entry === null || entry.operation !== "PUT"
-        ? await kv.create(key, this.#id)
-        : await kv.update(key, this.#id, entry.revision);
-      this.#held.set(session, { revision, since: Date.now() });
-      return undefined;
-    } catch (e) {
-      if (isWrongSeq(e)) {
-        this.#s.slotConflicts++;
-        return new RelayError("producer-exists", "another relay claimed the producer slot first");
-      }
-      return this.#claimFailed(session, e);
-    }
-  }
-
-  #claimFailed(session: RelaySession, e: unknown): undefined {
-    // NATS trouble is not the producer's fault: admit it locally, claim when NATS is back.
-    this.#log.warn("cluster.claim_deferred", { route: session.name, error: String(e) });
-    this.#held.set(session, { revision: 0, since: Date.now() });
-    return undefined;
+  claim(session: RelaySession): Promise<RelayError | undefined> {
+    return this.#slots.claim(session);
   }
 
   /** {@link SessionObserver}: start publishing for a local producer, stop when it is done. */
@@ -409,7 +251,7 @@ export class Cluster implements SessionObserver {
     if (session.origin === "local" && session.inGrace) return; // still ours: it may come back
     this.#publishFrom(session); // END or PRODUCER-LEFT(gone) goes out before the uplink stops
     this.#stopUplink(session);
-    this.#release(session);
+    this.#slots.release(session);
   }
 
   /** Stops everything; frees the slots this relay holds so producers can move at once. */
@@ -417,14 +259,7 @@ export class Cluster implements SessionObserver {
     if (this.#closed) return;
     this.#closed = true;
     for (const t of this.#timers) clearInterval(t);
-    const kv = this.#kv;
-    const releases = [...this.#held].map(([s, h]) =>
-      h.revision > 0 && kv !== undefined && this.#connected
-        ? kv.delete(this.#key(s), { previousSeq: h.revision }).catch(() => {})
-        : undefined
-    );
-    this.#held.clear();
-    await Promise.all(releases);
+    await this.#slots.releaseAll();
     for (const s of [...this.#uplinks.keys()]) this.#stopUplink(s);
     for (const [s, m] of this.#mirrors) this.#ack(s, m, undefined);
     this.#mirrors.clear();
@@ -487,20 +322,17 @@ export class Cluster implements SessionObserver {
       );
     }
     // Relays whose blocking consumers held our producers but went silent stop holding.
-    for (const [tag, peers] of this.#holds) {
+    this.#holds.expire(now, 3 * this.#o.beatMs, (tag, peers) => {
       const session = this.#byTag.get(tag);
-      let expired = false;
-      for (const [peer, hold] of peers) {
-        if (now - hold.at <= 3 * this.#o.beatMs) continue;
-        peers.delete(peer);
-        expired = true;
-        if (!session?.localProducer) continue; // held nothing here
-        this.#s.holdsExpired++;
-        this.#log.warn("cluster.hold_expired", { route: session.name, relay: peer });
+      if (session === undefined) return;
+      if (session.localProducer) {
+        this.#s.holdsExpired += peers.length;
+        for (const relay of peers) {
+          this.#log.warn("cluster.hold_expired", { route: session.name, relay });
+        }
       }
-      if (peers.size === 0) this.#holds.delete(tag);
-      if (expired && session !== undefined) this.#applyHolds(session);
-    }
+      this.#applyHolds(session);
+    });
     // Holding mirrors repeat their floor: the origin lets go of a silent one.
     for (const [session, m] of this.#mirrors) {
       if (m.acked !== undefined) this.#ack(session, m, session.blockingFloor(), true);
@@ -557,105 +389,19 @@ export class Cluster implements SessionObserver {
 
   /** A relay announced what its blocking consumers on a session still need (or let go). */
   #receiveAck(msg: NatsMsg): void {
-    const { data } = msg;
     const tag = msg.subject.slice(this.#o.prefix.length + 3);
-    if (
-      data.length !== ACK_LENGTH || data[ORIGIN_ID]! > 1 || tag.length !== 2 * STREAM_TAG_LENGTH
-    ) {
-      this.#s.rejected++;
-      return;
-    }
-    const peer = toHex(data.subarray(0, ORIGIN_ID));
-    let peers = this.#holds.get(tag);
-    if (data[ORIGIN_ID] === 0) {
-      if (peers?.delete(peer) !== true) return;
-      if (peers.size === 0) this.#holds.delete(tag);
-    } else {
-      if (peers === undefined) {
-        // Holds arrive for sessions this relay may never see: bounded, and they expire.
-        if (this.#holds.size >= MAX_HELD_ROUTES) {
-          this.#s.rejected++;
-          return;
-        }
-        this.#holds.set(tag, peers = new Map());
-      }
-      if (!peers.has(peer) && peers.size >= MAX_HOLDERS) {
-        this.#s.rejected++;
-        return;
-      }
-      peers.set(peer, {
-        seq: readU64BE(data, ORIGIN_ID + 1),
-        epoch: data.slice(ORIGIN_ID + 9),
-        at: Date.now(),
-      });
-    }
+    const r = tag.length !== 2 * STREAM_TAG_LENGTH
+      ? "rejected"
+      : this.#holds.receive(tag, msg.data, Date.now());
+    if (r === "rejected") this.#s.rejected++;
+    if (r !== "changed") return;
     const session = this.#byTag.get(tag);
     if (session !== undefined) this.#applyHolds(session);
   }
 
-  /**
-   * Hands the session the strictest hold: one from a relay that has not seen the live stream
-   * start (another epoch: it holds all of the stream), else the lowest seq.
-   */
+  /** Hands the session the strictest hold of other relays ({@link HoldTable.strictest}). */
   #applyHolds(session: RelaySession): void {
-    const live = session.currentStream;
-    let floor: Hold | undefined;
-    for (const hold of this.#holds.get(this.#key(session))?.values() ?? []) {
-      if (live === undefined || !equals(hold.epoch, live.epoch)) {
-        floor = hold;
-        break;
-      }
-      if (floor === undefined || hold.seq < floor.seq) floor = hold;
-    }
-    session.setRemoteFloor(floor);
-  }
-
-  #release(session: RelaySession): void {
-    const h = this.#held.get(session);
-    if (h === undefined) return;
-    this.#held.delete(session);
-    if (h.revision > 0 && this.#connected && this.#kv !== undefined) {
-      this.#kv.delete(this.#key(session), { previousSeq: h.revision }).catch((e) =>
-        this.#log.debug("cluster.release_failed", { route: session.name, error: String(e) })
-      );
-    }
-  }
-
-  /** Keeps held slots alive; claims those admitted while NATS was down. */
-  async #refresh(): Promise<void> {
-    const kv = this.#kv;
-    if (!this.#connected || kv === undefined) return;
-    for (const [session, h] of [...this.#held]) {
-      const key = this.#key(session);
-      const live = session.localProducer || (session.origin === "local" && session.inGrace);
-      if (!live && Date.now() - h.since > 1000) {
-        // Claimed for a producer whose connection closed before it joined.
-        this.#release(session);
-        continue;
-      }
-      try {
-        h.revision = h.revision > 0
-          ? await kv.update(key, this.#id, h.revision)
-          : await kv.create(key, this.#id);
-      } catch (e) {
-        if (!isWrongSeq(e)) continue; // NATS trouble: next round
-        const entry = await kv.get(key).catch(() => null);
-        if (entry !== null && entry.operation === "PUT" && equals(entry.value, this.#id)) {
-          h.revision = entry.revision;
-        } else if (entry === null || entry.operation !== "PUT") {
-          h.revision = await kv.create(key, this.#id).catch(() => 0);
-        } else {
-          // Our entry expired (NATS was unreachable longer than the TTL) and another relay took
-          // it: two producers. Keep serving the local one; operators see it in the log/metrics.
-          this.#s.slotConflicts++;
-          this.#log.error("cluster.slot_lost", {
-            route: session.name,
-            holder: toHex(entry.value),
-          });
-          this.#held.delete(session);
-        }
-      }
-    }
+    session.setRemoteFloor(this.#holds.strictest(this.#key(session), session.currentStream?.epoch));
   }
 
   async #watchStatus(): Promise<void> {
@@ -667,7 +413,7 @@ export class Cluster implements SessionObserver {
         } else if (s.type === "reconnect" && !this.#connected) {
           this.#connected = true;
           this.#log.warn("cluster.reconnected", {});
-          void this.#refresh();
+          void this.#slots.refresh();
         }
       }
     } catch {
@@ -710,13 +456,7 @@ export class Cluster implements SessionObserver {
     m.ackTimer = undefined;
     if (session.localProducer) floor = undefined;
     if (floor === undefined && m.acked === undefined) return;
-    const msg = new Uint8Array(ACK_LENGTH);
-    msg.set(this.#id, 0);
-    if (floor !== undefined) {
-      msg[ORIGIN_ID] = 1;
-      writeU64BE(msg, ORIGIN_ID + 1, floor.seq);
-      msg.set(floor.epoch, ORIGIN_ID + 9);
-    }
+    const msg = encodeHold(this.#id, floor);
     const was = m.acked;
     m.acked = floor;
     if (!this.#connected) return;
@@ -853,44 +593,4 @@ export class Cluster implements SessionObserver {
   #maxPayload(): number {
     return this.#nc.info?.max_payload ?? 1 << 20;
   }
-}
-
-/** Opens (creating if needed) the slot bucket; relays starting together race to create it. */
-async function openBucket(nc: NatsConnection, name: string, ttl: number): Promise<Kv> {
-  for (let attempt = 1;; attempt++) {
-    try {
-      return await nc.jetstream().views.kv(name, { ttl, history: 1 });
-    } catch (e) {
-      if (attempt >= 5 || !/overlap|already in use|exists/i.test(String(e))) throw e;
-      await new Promise((r) => setTimeout(r, 50 * attempt));
-    }
-  }
-}
-
-function isWrongSeq(e: unknown): boolean {
-  return /wrong last sequence|key exists/i.test(String((e as Error)?.message ?? e));
-}
-
-/**
- * Checks and completes cluster options.
- * @throws {RangeError} for a bad value.
- */
-export function resolveClusterOptions(o: ClusterOptions): ResolvedClusterOptions {
-  const servers = typeof o.servers === "string" ? [o.servers] : o.servers;
-  if (!Array.isArray(servers) || servers.length === 0 || servers.some((s) => !s)) {
-    throw new RangeError(`"cluster.servers" needs at least one NATS URL (nats://host:4222)`);
-  }
-  const prefix = o.prefix ?? "hydra";
-  if (!/^[A-Za-z0-9_-]{1,32}$/.test(prefix)) {
-    throw new RangeError(`"cluster.prefix" must be 1-32 letters, digits, "_" or "-"`);
-  }
-  const slotTtlMs = o.slotTtlMs ?? 5000;
-  const beatMs = o.beatMs ?? 1000;
-  if (!Number.isInteger(slotTtlMs) || slotTtlMs < 1000) {
-    throw new RangeError(`"cluster.slotTtlMs" must be an integer ≥ 1000`);
-  }
-  if (!Number.isInteger(beatMs) || beatMs < 10 || beatMs > 60_000) {
-    throw new RangeError(`"cluster.beatMs" must be an integer between 10 and 60000`);
-  }
-  return { servers: [...servers], prefix, slotTtlMs, beatMs };
 }
