@@ -1,17 +1,45 @@
 /**
  * @module
- * Control messages and the handshake payloads (docs/PROTOCOL.md §3.1 and §6). Each control
- * message travels alone in one CONTROL frame, sealed with the connection's Noise transport
- * cipher; this file only maps plaintext bytes to typed values and back. Every decoder checks
+ * Control messages (docs/PROTOCOL.md §6). Each control message travels alone in one CONTROL
+ * frame, sealed with the connection's Noise transport cipher; this file only maps plaintext
+ * bytes to typed values and back. The hello, join options and STREAM-START have files of their
+ * own (hello.ts, join_options.ts, stream_start.ts), re-exported here. Every decoder checks
  * lengths before reading and rejects trailing bytes, so a malformed message is one
  * `protocol-error` and never an out-of-bounds read or a large allocation.
  */
 
-import { abytes, concat, readU32BE, readU64BE, writeU32BE, writeU64BE } from "../bytes.ts";
-import type { CryptoProvider, Signer } from "../crypto/types.ts";
+import { abytes, concat } from "../bytes.ts";
 import { type ErrorCode, RelayError } from "../errors.ts";
+import { bad, MAX_REASON, Reader, text, u16, u64, u8 } from "./_codec.ts";
 import { Role } from "./join.ts";
+import { MAX_JOIN_OPTIONS } from "./join_options.ts";
 import { EPOCH_LENGTH, STREAM_TAG_LENGTH } from "./session.ts";
+import type { StreamStart } from "./stream_start.ts";
+
+// The control plane's vocabulary in one import: what the other message files define.
+export { MAX_REASON } from "./_codec.ts";
+export { decodeHello, encodeHello, type RelayHello } from "./hello.ts";
+export {
+  decodeJoinOptions,
+  encodeJoinOptions,
+  type JoinOptions,
+  MAX_JOIN_OPTIONS,
+  Policy,
+  type PolicyName,
+} from "./join_options.ts";
+export {
+  signStreamStart,
+  type StreamStart,
+  streamStartMessage,
+  verifyStreamStart,
+} from "./stream_start.ts";
+
+const ZERO_TAG = new Uint8Array(STREAM_TAG_LENGTH);
+
+function role(r: number, what: string): Role {
+  if (r !== Role.Producer && r !== Role.Consumer) throw bad(what);
+  return r;
+}
 
 /** Protocol version carried by both handshake payloads. */
 export const PROTOCOL_VERSION = 1;
@@ -19,10 +47,6 @@ export const PROTOCOL_VERSION = 1;
 export const PROLOGUE: Uint8Array = new TextEncoder().encode("hydra/1");
 /** Largest control message plaintext (bytes). */
 export const MAX_CONTROL = 4096;
-/** Largest join options block (bytes). */
-export const MAX_JOIN_OPTIONS = 1024;
-/** Largest human-readable message in ERROR, CLOSE and the hello (UTF-8 bytes). */
-export const MAX_REASON = 512;
 
 /** Control message kinds (first plaintext byte). */
 export const ControlKind = {
@@ -96,27 +120,6 @@ export const CloseReason = {
   Idle: 3,
 } as const;
 
-/** Slow-consumer policies; the numbers are the wire values of the `policy` join option. */
-export const Policy = {
-  /** Close a consumer that falls a full ring behind (hydra-sync's behaviour). */
-  disconnect: 1,
-  /** Skip the consumer ahead and tell it `LAGGED {from, to}`. */
-  drop: 2,
-  /** Lossless: pause the producer while the slowest consumer is a full ring behind. */
-  block: 3,
-} as const;
-
-/** The name of a slow-consumer policy. */
-export type PolicyName = keyof typeof Policy;
-
-/** Join options (a small TLV block, signed as part of the proof). */
-export interface JoinOptions {
-  /** A consumer's wish for a stricter policy than the relay's (block > disconnect > drop). */
-  readonly policy?: PolicyName;
-  /** A consumer's resume point: the stream's epoch and the next seq it needs. */
-  readonly resume?: { readonly epoch: Uint8Array; readonly nextSeq: bigint };
-}
-
 /** Every control message, discriminated by `kind`. */
 export type ControlMessage =
   | {
@@ -153,92 +156,6 @@ export type ControlMessage =
   | { readonly kind: typeof ControlKind.Ack; readonly tag: Uint8Array; readonly seq: bigint }
   | { readonly kind: typeof ControlKind.Close; readonly reason: number; readonly message: string }
   | { readonly kind: typeof ControlKind.Leave; readonly tag: Uint8Array; readonly role: Role };
-
-/** A producer stream's announcement. */
-export interface StreamStart {
-  /** The session's stream tag. */
-  readonly tag: Uint8Array;
-  /** 16 random bytes naming the stream; the data key derives from it. */
-  readonly epoch: Uint8Array;
-  /** Producer's clock when the stream began (ms since the Unix epoch). */
-  readonly startedAt: bigint;
-  /** Producer → relay: first seq it sends. Relay → consumer: first seq it will deliver. */
-  readonly firstSeq: bigint;
-  /** Ed25519 signature by the session's auth key over {@link streamStartMessage}. */
-  readonly signature: Uint8Array;
-}
-
-const enc = new TextEncoder();
-const dec = new TextDecoder("utf-8", { fatal: true });
-const STREAM_LABEL = enc.encode("hydra/1 stream\0");
-const ZERO_TAG = new Uint8Array(STREAM_TAG_LENGTH);
-
-function bad(what: string): RelayError {
-  return new RelayError("protocol-error", `malformed ${what}`);
-}
-
-/** Bounded little cursor over a message: every read checks the remaining length first. */
-class Reader {
-  #off = 0;
-  constructor(readonly bytes: Uint8Array, readonly what: string) {}
-  take(n: number): Uint8Array {
-    if (n > this.bytes.length - this.#off) throw bad(this.what);
-    const out = this.bytes.subarray(this.#off, this.#off + n);
-    this.#off += n;
-    return out;
-  }
-  u8(): number {
-    return this.take(1)[0]!;
-  }
-  u16(): number {
-    const b = this.take(2);
-    return (b[0]! << 8) | b[1]!;
-  }
-  u32(): number {
-    return readU32BE(this.take(4), 0);
-  }
-  u64(): bigint {
-    return readU64BE(this.take(8), 0);
-  }
-  text(max: number): string {
-    const len = this.u16();
-    if (len > max) throw bad(this.what);
-    try {
-      return dec.decode(this.take(len));
-    } catch {
-      throw bad(this.what);
-    }
-  }
-  end(): void {
-    if (this.#off !== this.bytes.length) throw bad(this.what);
-  }
-}
-
-function u8(n: number): Uint8Array {
-  return new Uint8Array([n]);
-}
-function u16(n: number): Uint8Array {
-  return new Uint8Array([n >> 8, n & 0xff]);
-}
-function u32(n: number): Uint8Array {
-  const b = new Uint8Array(4);
-  writeU32BE(b, 0, n);
-  return b;
-}
-function u64(n: bigint): Uint8Array {
-  const b = new Uint8Array(8);
-  writeU64BE(b, 0, n);
-  return b;
-}
-function text(s: string): Uint8Array {
-  let b = enc.encode(s);
-  if (b.length > MAX_REASON) b = enc.encode(s.slice(0, MAX_REASON / 4));
-  return concat([u16(b.length), b]);
-}
-function role(r: number, what: string): Role {
-  if (r !== Role.Producer && r !== Role.Consumer) throw bad(what);
-  return r;
-}
 
 /**
  * Encodes a control message's plaintext.
@@ -383,222 +300,3 @@ export function isConnectionTag(t: Uint8Array): boolean {
 
 /** The all-zero tag of connection-level errors. */
 export const CONNECTION_TAG: Uint8Array = ZERO_TAG;
-
-/**
- * Encodes join options as TLV: `(u8 type ‖ u8 length ‖ value)*`, type 1 = policy (u8),
- * type 2 = resume (epoch[16] ‖ u64 next seq).
- * @param o The options.
- * @returns The block.
- * @example
- * ```ts
- * import { encodeJoinOptions } from "./control.ts";
- * encodeJoinOptions({ policy: "block" }); // 01 01 03
- * ```
- */
-export function encodeJoinOptions(o: JoinOptions): Uint8Array {
-  const parts: Uint8Array[] = [];
-  if (o.policy !== undefined) {
-    const p = Policy[o.policy];
-    if (p === undefined) throw new RangeError(`unknown policy "${o.policy}"`);
-    parts.push(new Uint8Array([1, 1, p]));
-  }
-  if (o.resume !== undefined) {
-    parts.push(
-      new Uint8Array([2, 24]),
-      abytes(o.resume.epoch, EPOCH_LENGTH, "resume.epoch"),
-      u64(o.resume.nextSeq),
-    );
-  }
-  return concat(parts);
-}
-
-/**
- * Decodes join options; unknown types are skipped (forward compatibility), known ones are
- * checked strictly.
- * @param bytes The block.
- * @returns The options.
- * @throws {RelayError} `protocol-error` when malformed.
- * @example
- * ```ts
- * import { decodeJoinOptions } from "./control.ts";
- * decodeJoinOptions(new Uint8Array([1, 1, 2])); // { policy: "drop" }
- * ```
- */
-export function decodeJoinOptions(bytes: Uint8Array): JoinOptions {
-  const r = new Reader(bytes, "join options");
-  let policy: PolicyName | undefined;
-  let resume: JoinOptions["resume"];
-  let left = bytes.length;
-  while (left > 0) {
-    const type = r.u8();
-    const value = r.take(r.u8());
-    left -= 2 + value.length;
-    if (type === 1) {
-      const name = (Object.keys(Policy) as PolicyName[]).find((k) => Policy[k] === value[0]);
-      if (value.length !== 1 || name === undefined) throw bad("join options");
-      policy = name;
-    } else if (type === 2) {
-      if (value.length !== 24) throw bad("join options");
-      resume = { epoch: value.subarray(0, 16), nextSeq: readU64BE(value, 16) };
-    }
-  }
-  return {
-    ...(policy === undefined ? {} : { policy }),
-    ...(resume === undefined ? {} : { resume }),
-  };
-}
-
-/**
- * The bytes a STREAM-START signature covers:
- * `"hydra/1 stream\0" ‖ route id ‖ epoch ‖ u64 startedAt`.
- * @param routeId The session's route id.
- * @param epoch The stream epoch.
- * @param startedAt Milliseconds since the Unix epoch.
- * @returns The message to sign.
- * @example
- * ```ts
- * import { streamStartMessage } from "./control.ts";
- * streamStartMessage(new Uint8Array(32), new Uint8Array(16), 0n).length; // 15 + 32 + 16 + 8
- * ```
- */
-export function streamStartMessage(
-  routeId: Uint8Array,
-  epoch: Uint8Array,
-  startedAt: bigint,
-): Uint8Array {
-  return concat([
-    STREAM_LABEL,
-    abytes(routeId, 32, "routeId"),
-    abytes(epoch, EPOCH_LENGTH, "epoch"),
-    u64(startedAt),
-  ]);
-}
-
-/**
- * Signs a stream start (producer side).
- * @param signer The session's auth signer.
- * @param routeId The session's route id.
- * @param start Epoch and start time.
- * @returns The signature.
- * @example
- * ```ts
- * import { signStreamStart } from "./control.ts";
- * import { Session } from "./session.ts";
- * import { nobleCrypto } from "../crypto/noble.ts";
- * const { signer, routeId } = await Session.generate(nobleCrypto).keys(nobleCrypto);
- * await signStreamStart(signer, routeId, { epoch: new Uint8Array(16), startedAt: 1n });
- * ```
- */
-export function signStreamStart(
-  signer: Signer,
-  routeId: Uint8Array,
-  start: { readonly epoch: Uint8Array; readonly startedAt: bigint },
-): Promise<Uint8Array> {
-  return signer.sign(streamStartMessage(routeId, start.epoch, start.startedAt));
-}
-
-/**
- * Verifies a stream start against the route id (relay and consumers both do).
- * @param crypto The primitives.
- * @param routeId The session's route id.
- * @param start The received announcement.
- * @returns Whether the producer of this session signed it.
- * @example
- * ```ts
- * import { verifyStreamStart } from "./control.ts";
- * import { nobleCrypto } from "../crypto/noble.ts";
- * const z = new Uint8Array(32);
- * await verifyStreamStart(nobleCrypto, z, { epoch: new Uint8Array(16), startedAt: 0n, signature: new Uint8Array(64) }); // false
- * ```
- */
-export async function verifyStreamStart(
-  crypto: CryptoProvider,
-  routeId: Uint8Array,
-  start: {
-    readonly epoch: Uint8Array;
-    readonly startedAt: bigint;
-    readonly signature: Uint8Array;
-  },
-): Promise<boolean> {
-  try {
-    return await crypto.ed25519Verify(
-      routeId,
-      streamStartMessage(routeId, start.epoch, start.startedAt),
-      start.signature,
-    );
-  } catch {
-    return false;
-  }
-}
-
-/** The relay's handshake payload (message 2): version, status and limits. */
-export interface RelayHello {
-  /** Protocol version the relay speaks. */
-  readonly version: number;
-  /** 0 = accepted; otherwise a wire error code and the connection ends. */
-  readonly status: number;
-  /** Largest frame body the relay accepts. */
-  readonly maxFrame: number;
-  /** Interval at which clients should PING (ms); the relay drops connections silent for 2×. */
-  readonly heartbeatMs: number;
-  /** Ring capacity per session: frames. */
-  readonly ringFrames: number;
-  /** Ring capacity per session: bytes. */
-  readonly ringBytes: number;
-  /** The relay's default slow-consumer policy ({@link Policy} value). */
-  readonly policy: number;
-  /** Human-readable reason when `status` is not 0. */
-  readonly message: string;
-}
-
-/**
- * Encodes the relay hello:
- * `u8 version ‖ u8 status ‖ u32 maxFrame ‖ u32 heartbeatMs ‖ u32 ringFrames ‖ u32 ringBytes ‖
- * u8 policy ‖ u16 len ‖ message`.
- * @param h The hello.
- * @returns Its bytes.
- * @example
- * ```ts
- * import { decodeHello, encodeHello } from "./control.ts";
- * const h = { version: 1, status: 0, maxFrame: 1 << 20, heartbeatMs: 10000, ringFrames: 1024, ringBytes: 1 << 24, policy: 1, message: "" };
- * decodeHello(encodeHello(h)).maxFrame; // 1048576
- * ```
- */
-export function encodeHello(h: RelayHello): Uint8Array {
-  return concat([
-    u8(h.version),
-    u8(h.status),
-    u32(h.maxFrame),
-    u32(h.heartbeatMs),
-    u32(h.ringFrames),
-    u32(h.ringBytes),
-    u8(h.policy),
-    text(h.message),
-  ]);
-}
-
-/**
- * Decodes the relay hello. Bytes after the defined fields are ignored so later versions
- * can extend it.
- * @param bytes The handshake payload of message 2.
- * @returns The hello.
- * @throws {RelayError} `protocol-error` when too short or malformed.
- * @example
- * ```ts
- * import { decodeHello } from "./control.ts";
- * try { decodeHello(new Uint8Array(3)); } catch (e) { console.log((e as Error).message); }
- * ```
- */
-export function decodeHello(bytes: Uint8Array): RelayHello {
-  const r = new Reader(bytes, "relay hello");
-  return {
-    version: r.u8(),
-    status: r.u8(),
-    maxFrame: r.u32(),
-    heartbeatMs: r.u32(),
-    ringFrames: r.u32(),
-    ringBytes: r.u32(),
-    policy: r.u8(),
-    message: r.text(MAX_REASON),
-  };
-}
