@@ -60,7 +60,7 @@ export {
 export { RelayServer } from "./src/server/relay.ts";
 export type { RelayStats } from "./src/server/relay.ts";
 export type { ClusterOptions, ClusterStats } from "./src/server/cluster/options.ts";
-export type { ConnRole } from "./src/server/connection.ts";
+export type { ConnRole } from "./src/server/context.ts";
 export { formatMetrics, METRICS_CONTENT_TYPE } from "./src/server/metrics.ts";
 export type { ProcessFigures } from "./src/server/metrics.ts";
 export { DEFAULT_LIMITS, DEFAULT_PORT } from "./src/server/options.ts";

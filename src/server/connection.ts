@@ -1,14 +1,14 @@
 /**
  * @module
  * The relay's driver for one client connection (docs/PROTOCOL.md §3, §6): the Noise NX
- * handshake as responder, then a read loop that verifies joins, checks and appends producer
- * frames, answers pings; and one writer ("pump") that seals control messages in order and
- * forwards each consumer's ring entries as frame-aligned runs. Every failure here ends this
- * connection only.
+ * handshake as responder (_handshake.ts), then a read loop that verifies joins, checks and
+ * appends producer frames, answers pings; and one writer ("pump") that seals control messages
+ * in order and forwards each consumer's ring entries as frame-aligned runs. Every failure here
+ * ends this connection only. It stays one file: every part reads and writes the same
+ * connection state (issue 23 reworks it into one callback-driven state machine).
  */
 
 import { equalsAt, readU32BE, readU64, toHex } from "../bytes.ts";
-import type { CryptoProvider, KeyPair } from "../crypto/types.ts";
 import { RelayError } from "../errors.ts";
 import {
   CloseReason,
@@ -18,13 +18,8 @@ import {
   decodeControl,
   decodeJoinOptions,
   encodeControl,
-  encodeHello,
   MAX_CONTROL,
-  PROLOGUE,
-  PROTOCOL_VERSION,
-  type RelayHello,
   verifyStreamStart,
-  wireErrorOf,
 } from "../protocol/control.ts";
 import { checkDataBody, DATA_HEADER, DATA_SEQ_AT, DATA_TAG_AT } from "../protocol/data_frame.ts";
 import {
@@ -35,68 +30,16 @@ import {
   FrameType,
 } from "../protocol/framer.ts";
 import { Role, verifyJoin } from "../protocol/join.ts";
-import { type CipherState, NoiseHandshake } from "../protocol/noise.ts";
+import type { CipherState } from "../protocol/noise.ts";
 import { STREAM_TAG_LENGTH, streamTag } from "../protocol/session.ts";
 import { formatAddr } from "../transport/_queues.ts";
 import type { Conn } from "../transport/types.ts";
-import type { Logger } from "./log.ts";
-import type { Outbound, Tamper } from "./_tamper.ts";
-import type { RelayLimits } from "./options.ts";
+import { type ConnRole, countBy, type RelayContext } from "./context.ts";
+import { acceptHandshake, HANDSHAKE_MAX } from "./_handshake.ts";
+import type { Outbound } from "./_tamper.ts";
 import type { ConsumerSub, RelaySession, SubscriberConn } from "./session.ts";
-import { Policy } from "../protocol/control.ts";
-
-/** What a connection needs from the relay. */
-export interface RelayContext {
-  readonly crypto: CryptoProvider;
-  readonly staticKey: KeyPair;
-  readonly limits: RelayLimits;
-  readonly log: Logger;
-  readonly stats: ConnCounters;
-  /** The session for a route id, created on first use. */
-  session(routeId: Uint8Array, tag: Uint8Array): RelaySession | RelayError;
-  /** Clock (ms). */
-  readonly now: () => number;
-  /** Test hook simulating a malicious relay (`_tamper.ts`); undefined in production. */
-  readonly tamper?: Tamper | undefined;
-  /**
-   * Claims the session's producer slot beyond this relay (cluster mode) before a local
-   * producer joins: resolves to the refusal, or nothing when the producer may join.
-   */
-  readonly claim?: ((session: RelaySession) => Promise<RelayError | undefined>) | undefined;
-}
-
-/** Relay-wide counters a connection updates. */
-export interface ConnCounters {
-  framesIn: number;
-  bytesIn: number;
-  framesOut: number;
-  bytesOut: number;
-  handshakeFailures: number;
-  joinFailures: number;
-  protocolErrors: number;
-  /** Failed handshakes by error code (`timeout` for the handshake deadline). */
-  readonly handshakeFailuresBy: Map<string, number>;
-  /** Refused joins by error code. */
-  readonly joinFailuresBy: Map<string, number>;
-  /** Closed connections by reason: an error code, or `normal` when the client left. */
-  readonly closesBy: Map<string, number>;
-}
-
-/** What a connection is doing, for metrics. */
-export type ConnRole = "handshake" | "producer" | "consumer" | "unjoined";
-
-/** Adds one to a counter in a by-kind map. */
-export function countBy(map: Map<string, number>, key: string): void {
-  map.set(key, (map.get(key) ?? 0) + 1);
-}
 
 const EMPTY = new Uint8Array(0);
-/**
- * Limit on the first frame's body: hydra/1's handshake message 1 is 33 bytes (an ephemeral
- * key and the version byte); the slack is for later versions' payloads, answered with
- * `unsupported`. Unauthenticated peers can make the relay hold no more than this.
- */
-const HANDSHAKE_MAX = 1024;
 /** Limit on frame bodies until a producer joins: sealed control messages only. */
 const CONTROL_FRAME_MAX = MAX_CONTROL + 16;
 /**
@@ -332,44 +275,14 @@ export class ServerConnection implements SubscriberConn {
   }
 
   async #handshake(refuse: RelayError | undefined): Promise<void> {
-    const { crypto, staticKey, limits } = this.#ctx;
-    const noise = new NoiseHandshake(crypto, {
-      pattern: "NX",
-      initiator: false,
-      prologue: PROLOGUE,
-      staticKey,
+    const keys = await acceptHandshake(this.#ctx, refuse, {
+      next: (pending) => this.#nextFrame(pending),
+      write: (bytes) => this.#conn.write(bytes),
     });
-    const pending: Frame[] = [];
-    const first = await this.#nextFrame(pending);
-    if (first === null) throw new RelayError("connection-lost", "closed during the handshake");
-    if (first.type !== FrameType.Handshake || pending.length > 0) {
-      throw new RelayError("protocol-error", "expected one handshake frame");
-    }
-    const payload = await noise.readMessage(first.body);
-    let status = refuse;
-    if (status === undefined && (payload.length < 1 || payload[0] !== PROTOCOL_VERSION)) {
-      status = new RelayError("unsupported", `this relay speaks hydra/${PROTOCOL_VERSION} only`);
-    }
-    const hello: RelayHello = {
-      version: PROTOCOL_VERSION,
-      status: status === undefined ? 0 : wireErrorOf(status.code),
-      maxFrame: limits.maxFrameBytes,
-      heartbeatMs: limits.heartbeatMs,
-      ringFrames: limits.ringFrames,
-      ringBytes: Math.min(limits.ringBytes, 0xffffffff),
-      policy: Policy[limits.policy],
-      message: status?.message ?? "",
-    };
-    const reply = await noise.writeMessage(encodeHello(hello));
-    await this.#conn.write(encodeFrame(FrameType.Handshake, reply));
-    if (status !== undefined) {
-      if (refuse === undefined) throw status;
-      return;
-    }
-    const { send, recv, handshakeHash } = await noise.result();
-    this.#send = send;
-    this.#recv = recv;
-    this.#hash = handshakeHash;
+    if (keys === undefined) return;
+    this.#send = keys.send;
+    this.#recv = keys.recv;
+    this.#hash = keys.hash;
     this.#decoder.maxBody = CONTROL_FRAME_MAX;
   }
 

@@ -6,7 +6,7 @@
  * no runtime API, no I/O.
  */
 
-import type { ConnRole } from "./connection.ts";
+import type { ConnRole } from "./context.ts";
 import type { RelayStats } from "./relay.ts";
 
 /** The content type of {@link formatMetrics}' output. */

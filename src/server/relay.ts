@@ -13,13 +13,8 @@ import { RelayError } from "../errors.ts";
 import { defaultTransport } from "../transport/default.ts";
 import type { Addr, Listener, TcpAddr } from "../transport/types.ts";
 import { listenWebSocket } from "../transport/websocket_server.ts";
-import {
-  type ConnCounters,
-  type ConnRole,
-  type RelayContext,
-  ServerConnection,
-  SLOW_DRAIN_MS,
-} from "./connection.ts";
+import { ServerConnection, SLOW_DRAIN_MS } from "./connection.ts";
+import type { ConnCounters, ConnRole, RelayContext } from "./context.ts";
 import { Logger } from "./log.ts";
 import { DEFAULT_PORT, type RelayLimits, type RelayOptions, resolveLimits } from "./options.ts";
 import { RelaySession, type SessionCounters } from "./session.ts";
