@@ -31,32 +31,20 @@
  *   cluster-wide claim (claimed when NATS returns), nothing is published, mirrors report the
  *   silence as a lost producer and later frames after a LAGGED gap. Nothing crashes.
  *
- * The `nats` package is loaded only when a relay is started with `cluster`.
+ * The `nats` package is loaded only when a relay is started with `cluster`. This file is the
+ * membership and the origin side; beside it: slots.ts (producer slots), mirror.ts (the mirror
+ * side), holds.ts (other relays' holds), wire.ts (what relays say), nats.ts, options.ts.
  */
 
-import { concat, equals, readU64BE, toHex, writeU64BE } from "../../bytes.ts";
+import { concat, toHex, writeU64BE } from "../../bytes.ts";
 import type { CryptoProvider } from "../../crypto/types.ts";
-import {
-  ControlKind,
-  decodeControl,
-  encodeControl,
-  LeftReason,
-  type StreamStart,
-  verifyStreamStart,
-} from "../../protocol/control.ts";
-import { parseDataHeader } from "../../protocol/data_frame.ts";
-import { FRAME_HEADER, FrameType } from "../../protocol/framer.ts";
-import { RelayError } from "../../errors.ts";
+import { ControlKind, encodeControl } from "../../protocol/control.ts";
+import type { RelayError } from "../../errors.ts";
 import { STREAM_TAG_LENGTH } from "../../protocol/session.ts";
 import type { Logger } from "../log.ts";
-import type {
-  ConsumerSub,
-  Floor,
-  RelaySession,
-  SessionObserver,
-  SubscriberConn,
-} from "../session.ts";
+import type { ConsumerSub, RelaySession, SessionObserver, SubscriberConn } from "../session.ts";
 import { HoldTable } from "./holds.ts";
+import { Mirrors } from "./mirror.ts";
 import { connectNats, type Kv, type NatsConnection, type NatsMsg, type NatsSub } from "./nats.ts";
 import {
   type ClusterOptions,
@@ -65,47 +53,19 @@ import {
   type ResolvedClusterOptions,
 } from "./options.ts";
 import { ProducerSlots } from "./slots.ts";
-import {
-  BEAT_LIVE,
-  BEAT_PRODUCER,
-  encodeHold,
-  ENVELOPE,
-  Kind,
-  ORIGIN_ID,
-  RUN_BUDGET,
-} from "./wire.ts";
-
-/** A moved floor is announced after at most this long (ms), or at once when it moved by an
- * eighth of a ring and no announcement is pending. */
-const ACK_DELAY_MS = 2;
-
-interface Mirror {
-  readonly sub: NatsSub | undefined;
-  /** Floors other relays announce between beats (this relay may be, or become, the origin). */
-  readonly ackSub: NatsSub | undefined;
-  /** The floor last announced (blocking consumers here), if holding. */
-  acked: Floor | undefined;
-  ackTimer: ReturnType<typeof setTimeout> | undefined;
-  lastHeard: number;
-  /** Signature of the last verified stream start (beats repeat it). */
-  verified: Uint8Array | undefined;
-  /** Messages waiting while a stream start is verified (they must keep their order). */
-  queue: Uint8Array[];
-  busy: boolean;
-}
+import { BEAT_LIVE, BEAT_PRODUCER, ENVELOPE, Kind, ORIGIN_ID, RUN_BUDGET } from "./wire.ts";
 
 /** One relay's membership of a cluster. */
 export class Cluster implements SessionObserver {
   readonly #o: ResolvedClusterOptions;
   readonly #log: Logger;
-  readonly #crypto: CryptoProvider;
   readonly #id: Uint8Array;
   readonly #idHex: string;
   readonly #nc: NatsConnection;
   #connected = true;
   readonly #slots: ProducerSlots;
   readonly #uplinks = new Map<RelaySession, ConsumerSub>();
-  readonly #mirrors = new Map<RelaySession, Mirror>();
+  readonly #mirrors: Mirrors;
   /** Sessions on this relay by stream tag (hex), for flow-control messages. */
   readonly #byTag = new Map<string, RelaySession>();
   /**
@@ -134,10 +94,18 @@ export class Cluster implements SessionObserver {
   ) {
     this.#o = o;
     this.#nc = nc;
-    this.#crypto = crypto;
     this.#log = log;
     this.#id = crypto.randomBytes(ORIGIN_ID);
     this.#slots = new ProducerSlots(kv, this.#id, log, () => this.#connected);
+    this.#mirrors = new Mirrors({
+      id: this.#id,
+      nc,
+      crypto,
+      log,
+      counters: this.#s,
+      connected: () => this.#connected,
+      ackSubject: (session, toAll) => this.#ackSubject(session, toAll),
+    });
     this.#idHex = toHex(this.#id);
     this.#holdSub = this.#subscribe(`${o.prefix}.h.*`, (msg) => this.#receiveAck(msg));
     this.#timers.push(setInterval(() => this.#beat(), o.beatMs));
@@ -189,34 +157,22 @@ export class Cluster implements SessionObserver {
   /** A session appeared on this relay: follow its subject (for when its producer is elsewhere). */
   attach(session: RelaySession): void {
     if (this.#closed || this.#mirrors.has(session)) return;
-    const sub = this.#subscribe(this.#subject(session), (msg) => this.#receive(session, msg.data));
+    const sub = this.#subscribe(
+      this.#subject(session),
+      (msg) => this.#mirrors.receive(session, msg.data),
+    );
     const ackSub = this.#subscribe(
       this.#ackSubject(session, false),
       (msg) => this.#receiveAck(msg),
     );
     this.#byTag.set(this.#key(session), session);
     this.#applyHolds(session);
-    this.#mirrors.set(session, {
-      sub,
-      ackSub,
-      acked: undefined,
-      ackTimer: undefined,
-      lastHeard: Date.now(),
-      verified: undefined,
-      queue: [],
-      busy: false,
-    });
+    this.#mirrors.add(session, sub, ackSub);
   }
 
   /** The session is gone from this relay. */
   detach(session: RelaySession): void {
-    const m = this.#mirrors.get(session);
-    if (m !== undefined) {
-      this.#ack(session, m, undefined);
-      m.sub?.unsubscribe();
-      m.ackSub?.unsubscribe();
-    }
-    this.#mirrors.delete(session);
+    this.#mirrors.remove(session);
     if (this.#byTag.get(this.#key(session)) === session) this.#byTag.delete(this.#key(session));
     this.#stopUplink(session);
     this.#slots.release(session);
@@ -243,8 +199,7 @@ export class Cluster implements SessionObserver {
           holding: false,
         };
         this.#uplinks.set(session, session.addUplink(conn));
-        const m = this.#mirrors.get(session);
-        if (m !== undefined) this.#ack(session, m, undefined); // its blockers are local now
+        this.#mirrors.letGo(session); // its blockers are local now
       }
       return;
     }
@@ -261,7 +216,6 @@ export class Cluster implements SessionObserver {
     for (const t of this.#timers) clearInterval(t);
     await this.#slots.releaseAll();
     for (const s of [...this.#uplinks.keys()]) this.#stopUplink(s);
-    for (const [s, m] of this.#mirrors) this.#ack(s, m, undefined);
     this.#mirrors.clear();
     this.#holdSub?.unsubscribe();
     this.#holds.clear();
@@ -333,20 +287,7 @@ export class Cluster implements SessionObserver {
       }
       this.#applyHolds(session);
     });
-    // Holding mirrors repeat their floor: the origin lets go of a silent one.
-    for (const [session, m] of this.#mirrors) {
-      if (m.acked !== undefined) this.#ack(session, m, session.blockingFloor(), true);
-    }
-    // Mirrors whose origin went silent: its relay died or NATS is unreachable.
-    for (const [session, m] of this.#mirrors) {
-      if (
-        session.origin === "remote" && session.producer !== undefined &&
-        !session.localProducer && now - m.lastHeard > 3 * this.#o.beatMs
-      ) {
-        this.#log.info("cluster.origin_silent", { route: session.name });
-        session.mirrorLeft(false);
-      }
-    }
+    this.#mirrors.beat(now, this.#o.beatMs);
   }
 
   #publish(subject: string, kind: number, payload: Uint8Array): void {
@@ -421,158 +362,9 @@ export class Cluster implements SessionObserver {
     }
   }
 
-  // ---- mirror side ----------------------------------------------------------------------
-
   /** {@link SessionObserver}: blocking consumers here moved; tell the origin, coalesced. */
   blockersMoved(session: RelaySession): void {
-    const m = this.#mirrors.get(session);
-    // Called on every take by a blocking consumer; with an announcement pending, its timer
-    // reads the floor then (one O(consumers) scan per 2 ms, not per take).
-    if (m === undefined || this.#closed || m.ackTimer !== undefined) return;
-    const floor = session.blockingFloor();
-    const was = m.acked;
-    if (floor === undefined || was === undefined || !equals(floor.epoch, was.epoch)) {
-      if (floor !== undefined || was !== undefined) this.#ack(session, m, floor);
-      return;
-    }
-    const step = BigInt(Math.max(1, session.ringFrameLimit >> 3));
-    if (floor.seq - was.seq >= step || floor.seq < was.seq) {
-      this.#ack(session, m, floor);
-    } else if (floor.seq !== was.seq && m.ackTimer === undefined) {
-      m.ackTimer = setTimeout(() => {
-        m.ackTimer = undefined;
-        if (this.#mirrors.get(session) === m) this.#ack(session, m, session.blockingFloor());
-      }, ACK_DELAY_MS);
-    }
-  }
-
-  /**
-   * Announces this relay's floor for the session (`undefined`: holding nothing). Starting or
-   * stopping to hold, a new epoch and the beat's repeat go to every relay (`.h.`, the origin
-   * may not have the session yet); a seq that moved only to relays with the session (`.a.`).
-   */
-  #ack(session: RelaySession, m: Mirror, floor: Floor | undefined, repeat = false): void {
-    if (m.ackTimer !== undefined) clearTimeout(m.ackTimer);
-    m.ackTimer = undefined;
-    if (session.localProducer) floor = undefined;
-    if (floor === undefined && m.acked === undefined) return;
-    const msg = encodeHold(this.#id, floor);
-    const was = m.acked;
-    m.acked = floor;
-    if (!this.#connected) return;
-    const toAll = repeat || floor === undefined || was === undefined ||
-      !equals(floor.epoch, was.epoch);
-    try {
-      this.#nc.publish(this.#ackSubject(session, toAll), msg);
-      this.#s.published++;
-    } catch (e) {
-      this.#log.debug("cluster.publish_failed", { error: String(e) });
-    }
-  }
-
-  #receive(session: RelaySession, data: Uint8Array): void {
-    const m = this.#mirrors.get(session);
-    if (m === undefined || data.length < ENVELOPE) return;
-    this.#s.received++;
-    m.lastHeard = Date.now();
-    // Frames stay in the ring after this callback: own the bytes (one copy per run).
-    m.queue.push(data.slice());
-    if (!m.busy) void this.#drain(session, m);
-  }
-
-  /** Applies queued messages in order; only a stream start's signature check awaits. */
-  async #drain(session: RelaySession, m: Mirror): Promise<void> {
-    m.busy = true;
-    try {
-      while (m.queue.length > 0) {
-        const msg = m.queue.shift()!;
-        try {
-          await this.#apply(session, m, msg);
-        } catch (e) {
-          this.#s.rejected++;
-          this.#log.warn("cluster.rejected", { route: session.name, error: String(e) });
-        }
-      }
-    } finally {
-      m.busy = false;
-    }
-  }
-
-  async #apply(session: RelaySession, m: Mirror, msg: Uint8Array): Promise<void> {
-    const kind = msg[0];
-    const body = msg.subarray(ENVELOPE);
-    if (session.localProducer) return; // this relay is the origin now
-    switch (kind) {
-      case Kind.Data:
-        return this.#applyData(session, body);
-      case Kind.Start: {
-        const start = await this.#verifiedStart(session, m, body);
-        session.mirrorStart(start);
-        return;
-      }
-      case Kind.Left:
-        if (body.length !== 1) throw new RelayError("protocol-error", "malformed departure");
-        session.mirrorLeft(body[0] === LeftReason.Gone);
-        return;
-      case Kind.Beat: {
-        if (body.length < 9) throw new RelayError("protocol-error", "malformed beat");
-        const flags = body[0]!;
-        const next = readU64BE(body, 1);
-        if ((flags & BEAT_LIVE) === 0) return;
-        const start = await this.#verifiedStart(session, m, body.subarray(9));
-        const live = session.currentStream;
-        const same = live !== undefined && equals(live.epoch, start.epoch);
-        if ((flags & BEAT_PRODUCER) === 0) {
-          // The origin is in its grace period: say so here too, if not yet said.
-          if (same && session.producer !== undefined) session.mirrorLeft(false);
-          return;
-        }
-        if (!same || session.producer === undefined || next > session.nextSeq) {
-          // Joined mid-stream, the origin came back, or the last frames were lost.
-          session.mirrorStart({
-            ...start,
-            firstSeq: same && next <= session.nextSeq ? session.nextSeq : next,
-          });
-        }
-        return;
-      }
-      default:
-        throw new RelayError("protocol-error", `unknown cluster message ${kind}`);
-    }
-  }
-
-  #applyData(session: RelaySession, body: Uint8Array): void {
-    let off = 0;
-    while (off < body.length) {
-      if (body.length - off < FRAME_HEADER) throw new RelayError("protocol-error", "cut frame");
-      const len = (body[off]! * 0x1000000) + (body[off + 1]! << 16) + (body[off + 2]! << 8) +
-        body[off + 3]!;
-      const end = off + FRAME_HEADER + len;
-      if (end > body.length) throw new RelayError("protocol-error", "cut frame");
-      const bytes = body.subarray(off, end);
-      const frame = { type: body[off + 4]!, body: body.subarray(off + FRAME_HEADER, end), bytes };
-      if (frame.type !== FrameType.Data) throw new RelayError("protocol-error", "not a data frame");
-      const h = parseDataHeader(frame);
-      if (!equals(h.streamTag, session.tag)) {
-        throw new RelayError("protocol-error", "frame of another session");
-      }
-      session.mirrorData(bytes, h.seq, h.flags);
-      off = end;
-    }
-  }
-
-  async #verifiedStart(session: RelaySession, m: Mirror, bytes: Uint8Array): Promise<StreamStart> {
-    const c = decodeControl(bytes);
-    if (c.kind !== ControlKind.StreamStart || !equals(c.tag, session.tag)) {
-      throw new RelayError("protocol-error", "malformed stream start");
-    }
-    if (m.verified === undefined || !equals(m.verified, c.signature)) {
-      if (!await verifyStreamStart(this.#crypto, session.routeId, c)) {
-        throw new RelayError("auth-failed", "stream start with a bad signature");
-      }
-      m.verified = c.signature;
-    }
-    return c;
+    if (!this.#closed) this.#mirrors.blockersMoved(session);
   }
 
   // ---- names ----------------------------------------------------------------------------
