@@ -11,8 +11,7 @@ import { RelayError } from "../errors.ts";
 /** Largest human-readable message in ERROR, CLOSE and the hello (UTF-8 bytes). */
 export const MAX_REASON = 512;
 
-/** UTF-8 out. */
-export const enc: TextEncoder = new TextEncoder();
+const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
 
 /** The one error a malformed message is. */

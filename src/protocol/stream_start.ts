@@ -7,10 +7,10 @@
 
 import { abytes, concat } from "../bytes.ts";
 import type { CryptoProvider, Signer } from "../crypto/types.ts";
-import { enc, u64 } from "./_codec.ts";
+import { u64 } from "./_codec.ts";
 import { EPOCH_LENGTH } from "./session.ts";
 
-const STREAM_LABEL = enc.encode("hydra/1 stream\0");
+const STREAM_LABEL = new TextEncoder().encode("hydra/1 stream\0");
 
 /** A producer stream's announcement. */
 export interface StreamStart {
