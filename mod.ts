@@ -77,7 +77,12 @@ export type { Frame } from "./src/protocol/framer.ts";
 export { Producer } from "./src/client/producer.ts";
 export type { ProducerEvents, ProducerOptions } from "./src/client/producer.ts";
 export { Consumer } from "./src/client/consumer.ts";
-export type { ConsumerEvents, ConsumerOptions, StreamInfo } from "./src/client/consumer.ts";
+export type {
+  ConsumerEvents,
+  ConsumerOptions,
+  StreamEvents,
+  StreamInfo,
+} from "./src/client/consumer.ts";
 export { bytesCodec, jsonCodec, textCodec } from "./src/client/codec.ts";
 export type { Codec } from "./src/client/codec.ts";
 export { Session } from "./src/protocol/session.ts";

@@ -18,7 +18,12 @@
  */
 
 export { Consumer } from "./client/consumer.ts";
-export type { ConsumerEvents, ConsumerOptions, StreamInfo } from "./client/consumer.ts";
+export type {
+  ConsumerEvents,
+  ConsumerOptions,
+  StreamEvents,
+  StreamInfo,
+} from "./client/consumer.ts";
 export { Producer } from "./client/producer.ts";
 export type { ProducerEvents, ProducerOptions } from "./client/producer.ts";
 export { RelayConnection } from "./client/connection.ts";

@@ -8,31 +8,22 @@
  * or event; no altered byte is ever delivered.
  */
 
-import { equals, readU64BE, toHex } from "../bytes.ts";
-import type { Aead } from "../crypto/types.ts";
 import { RelayError } from "../errors.ts";
-import {
-  ControlKind,
-  type ControlMessage,
-  type JoinOptions,
-  LeftReason,
-  type PolicyName,
-  verifyStreamStart,
-} from "../protocol/control.ts";
-import {
-  checkDataBody,
-  DATA_SEQ_AT,
-  DataFlag,
-  decodeBatch,
-  openChecked,
-} from "../protocol/data_frame.ts";
-import type { Frame } from "../protocol/framer.ts";
+import type { JoinOptions, PolicyName } from "../protocol/control.ts";
+import { DataFlag, decodeBatch } from "../protocol/data_frame.ts";
 import { Role } from "../protocol/join.ts";
 import type { Session, SessionKeys } from "../protocol/session.ts";
 import type { Codec } from "./codec.ts";
 import type { ConnectOptions } from "./_handshake.ts";
 import { type Home, homeOf, reconnectHome, type RelayAddrs, withOwnConnection } from "./_home.ts";
 import type { RelayLink } from "./link.ts";
+import {
+  type Item,
+  type StreamEvents,
+  StreamGuard,
+  type StreamInfo,
+  tampered,
+} from "./_stream_guard.ts";
 import type { Subscriber } from "./subscriber.ts";
 import { Emitter, type EventHandler } from "./_emitter.ts";
 import {
@@ -41,6 +32,8 @@ import {
   type ReconnectOptions,
   withBackoff,
 } from "./_reconnect.ts";
+
+export type { StreamEvents, StreamInfo } from "./_stream_guard.ts";
 
 /** Options of a consumer. */
 export interface ConsumerOptions<T = Uint8Array> extends ConnectOptions {
@@ -56,58 +49,14 @@ export interface ConsumerOptions<T = Uint8Array> extends ConnectOptions {
   readonly reconnect?: ReconnectOptions | false;
 }
 
-/** Information about a producer stream. */
-export interface StreamInfo {
-  /** The stream's 16-byte epoch. */
-  readonly epoch: Uint8Array;
-  /** When the producer started it (ms since the Unix epoch, the producer's clock). */
-  readonly startedAt: number;
-  /** Seq of the first frame this consumer receives from it. */
-  readonly firstSeq: bigint;
-}
-
 /**
  * Events of a consumer. Stream events are delivered in stream order as `recv()` passes them;
  * `reconnecting` and `reconnected` when they happen.
  */
-export interface ConsumerEvents extends ReconnectEvents {
-  /** A producer stream began (also when joining a stream already running). */
-  "stream-start": StreamInfo;
-  /** The relay skipped frames `[from, to)` (policy `drop`): an explicit gap. */
-  lagged: { from: bigint; to: bigint };
-  /**
-   * The producer vanished without END. `resumable: true` while the relay's grace period
-   * runs (the stream may continue); `false` when it is over (recv() then throws
-   * `producer-left` once).
-   */
-  "producer-left": { resumable: boolean };
+export interface ConsumerEvents extends ReconnectEvents, StreamEvents {
   /** The stream ended cleanly (END). */
   end: StreamInfo;
 }
-
-type Item =
-  | {
-    readonly kind: "frame";
-    readonly size: number;
-    readonly flags: number;
-    readonly open: Promise<Uint8Array>;
-    /** The connection that buffered it (reading resumes there as it is consumed). */
-    readonly conn: RelayLink;
-  }
-  | { readonly kind: "event"; readonly emit: () => void }
-  | { readonly kind: "error"; readonly error: RelayError; readonly terminal: boolean };
-
-interface Stream {
-  readonly info: StreamInfo;
-  readonly aead: Aead;
-  next: bigint;
-  ended: boolean;
-  /** Frames below this seq are duplicates after a resumed stream start: checked, dropped. */
-  dropBelow: bigint;
-}
-
-/** How many distinct epochs a consumer remembers to reject replayed streams. */
-const EPOCH_MEMORY = 64;
 
 /**
  * A reader of one session.
@@ -145,8 +94,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
   #head = 0;
   readonly #ready: Uint8Array[] = [];
   #readyHead = 0;
-  #stream: Stream | undefined;
-  readonly #epochs: string[] = [];
+  readonly #guard: StreamGuard;
   #arrival: (() => void) | undefined;
   /** A `recv()` call is opening the frame at the head of the queue. */
   #opening = false;
@@ -171,6 +119,12 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     this.#codec = options.codec;
     this.#policy = options.policy;
     this.#reconnectOptions = options.reconnect ?? {};
+    this.#guard = new StreamGuard(
+      keys.routeId,
+      session,
+      (item) => this.#push(item),
+      (name, value) => this.#events.emit(name, value as ConsumerEvents[typeof name]),
+    );
   }
 
   /**
@@ -217,16 +171,16 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
 
   /** Policy wish, and where to resume when a stream is under way. */
   #joinOptions(): JoinOptions {
-    const s = this.#stream;
+    const resume = this.#guard.resume;
     return {
       ...(this.#policy === undefined ? {} : { policy: this.#policy }),
-      ...(s === undefined || s.ended ? {} : { resume: { epoch: s.info.epoch, nextSeq: s.next } }),
+      ...(resume === undefined ? {} : { resume }),
     };
   }
 
   /** The stream being received, if one has started. */
   get stream(): StreamInfo | undefined {
-    return this.#stream?.info;
+    return this.#guard.info;
   }
 
   /**
@@ -414,7 +368,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
   /** END delivered: the consumer is done with the session. */
   #finish(): void {
     this.#ended = true;
-    const info = this.#stream!.info;
+    const info = this.#guard.info!;
     this.#events.emit("end", info);
     if (this.#home !== undefined) this.#conn.close().catch(() => {});
     else this.#conn.leave(this.#keys.streamTag, Role.Consumer).catch(() => {});
@@ -422,8 +376,12 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
 
   #subscriber(conn: RelayLink): Subscriber {
     return {
-      onData: (frame) => this.#onData(frame, conn),
-      onControl: (m) => this.#onControl(m),
+      onData: (frame) => {
+        if (this.#terminal === undefined) this.#guard.data(frame, conn);
+        else conn.release(frame.bytes.length);
+      },
+      onControl: (m) =>
+        this.#terminal === undefined ? this.#guard.control(m, this.#conn.crypto) : undefined,
       onClose: (e, connection) => {
         // After END or a local close(), the connection closing is expected.
         if (this.#terminal !== undefined || this.#closing !== undefined) return;
@@ -468,157 +426,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
       this.#push({ kind: "error", error: e, terminal: true });
     });
   }
-
-  /** A frame for this session: check its position, start decrypting, queue it. */
-  #onData(frame: Frame, conn: RelayLink): void {
-    const size = frame.bytes.length;
-    if (this.#terminal !== undefined) {
-      conn.release(size);
-      return;
-    }
-    // The header is read where it lies: no header object, and the nonce is built from the
-    // frame's own seq bytes (BigInts only for the order check).
-    const body = frame.body;
-    let flags: number;
-    try {
-      flags = checkDataBody(body, 0, body.length);
-    } catch {
-      return this.#fault(conn, size, "a data frame header is malformed");
-    }
-    const s = this.#stream;
-    if (s === undefined) return this.#fault(conn, size, "a data frame arrived outside a stream");
-    if (s.ended) return this.#fault(conn, size, "a data frame arrived after END");
-    const seq = readU64BE(body, DATA_SEQ_AT);
-    if (seq !== s.next) {
-      return this.#fault(
-        conn,
-        size,
-        `data frame seq ${seq} where ${s.next} was due (dropped, reordered or replayed)`,
-      );
-    }
-    s.next++;
-    if (seq < s.dropBelow) {
-      conn.release(size); // already delivered before the stream resumed
-      return;
-    }
-    if ((flags & DataFlag.End) !== 0) s.ended = true;
-    const open = openChecked(s.aead, frame.bytes);
-    open.catch(ignore); // surfaced by recv()
-    this.#push({ kind: "frame", size, flags, open, conn });
-  }
-
-  /** A frame out of place: the stream is over for this consumer, and `recv()` says why. */
-  #fault(conn: RelayLink, size: number, why: string): void {
-    conn.release(size);
-    this.#push({ kind: "error", error: tampered(why), terminal: true });
-    this.#stream = undefined;
-  }
-
-  async #onControl(m: ControlMessage): Promise<void> {
-    if (this.#terminal !== undefined) return;
-    switch (m.kind) {
-      case ControlKind.StreamStart:
-        return await this.#onStreamStart(m);
-      case ControlKind.Lagged: {
-        const s = this.#stream;
-        if (s === undefined || m.from !== s.next) {
-          this.#push({
-            kind: "error",
-            error: tampered("a LAGGED notice does not match the stream"),
-            terminal: true,
-          });
-          return;
-        }
-        s.next = m.to;
-        const gap = { from: m.from, to: m.to };
-        this.#push({ kind: "event", emit: () => this.#events.emit("lagged", gap) });
-        return;
-      }
-      case ControlKind.ProducerLeft: {
-        const s = this.#stream;
-        if (s === undefined || s.ended) return;
-        if (m.reason === LeftReason.Lost) {
-          this.#push({
-            kind: "event",
-            emit: () => this.#events.emit("producer-left", { resumable: true }),
-          });
-          return;
-        }
-        this.#stream = undefined;
-        this.#push({
-          kind: "event",
-          emit: () => this.#events.emit("producer-left", { resumable: false }),
-        });
-        this.#push({
-          kind: "error",
-          error: new RelayError("producer-left", "the producer left without ending the stream"),
-          terminal: false,
-        });
-        return;
-      }
-    }
-  }
-
-  async #onStreamStart(
-    m: Extract<ControlMessage, { kind: typeof ControlKind.StreamStart }>,
-  ): Promise<void> {
-    const crypto = this.#conn.crypto;
-    if (!await verifyStreamStart(crypto, this.#keys.routeId, m)) {
-      this.#push({
-        kind: "error",
-        error: tampered("a stream start is not signed by the producer"),
-        terminal: true,
-      });
-      return;
-    }
-    const prev = this.#stream;
-    if (prev !== undefined && equals(prev.info.epoch, m.epoch) && !prev.ended) {
-      // The same stream continuing (its producer resumed on a relay that lost it): frames
-      // this consumer already has are dropped, missing ones are an explicit gap.
-      if (m.firstSeq > prev.next) {
-        const gap = { from: prev.next, to: m.firstSeq };
-        prev.next = m.firstSeq;
-        this.#push({ kind: "event", emit: () => this.#events.emit("lagged", gap) });
-      } else {
-        prev.dropBelow = prev.next;
-        prev.next = m.firstSeq;
-      }
-      return;
-    }
-    const epochHex = toHex(m.epoch);
-    if (this.#epochs.includes(epochHex)) {
-      this.#push({
-        kind: "error",
-        error: tampered("an earlier stream was replayed"),
-        terminal: true,
-      });
-      return;
-    }
-    this.#epochs.push(epochHex);
-    if (this.#epochs.length > EPOCH_MEMORY) this.#epochs.shift();
-    if (prev !== undefined && !prev.ended) {
-      // A new stream while the old one had no END and no PRODUCER-LEFT: it was cut.
-      this.#push({
-        kind: "error",
-        error: new RelayError("producer-left", "the producer left without ending the stream"),
-        terminal: false,
-      });
-    }
-    const aead = await crypto.aesGcm(this.#session.dataKey(crypto, m.epoch));
-    const info: StreamInfo = {
-      epoch: m.epoch.slice(),
-      startedAt: Number(m.startedAt),
-      firstSeq: m.firstSeq,
-    };
-    this.#stream = { info, aead, next: m.firstSeq, ended: false, dropBelow: 0n };
-    this.#push({ kind: "event", emit: () => this.#events.emit("stream-start", info) });
-  }
 }
 
 const EMPTY = new Uint8Array(0);
-const ignore = (): void => {};
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
-
-function tampered(why: string): RelayError {
-  return new RelayError("tampered", `stream tampered with: ${why}`);
-}
