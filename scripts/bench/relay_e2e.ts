@@ -20,14 +20,14 @@
  *       publisher and N subscribers in this process (one clock): <rate> messages/s carrying
  *       their send time; prints {"p50", "p99", "p999", "samples"} in microseconds
  *
- * nats.js is the `nats` npm package (a devDependency, used only here).
+ * nats.js is `@nats-io/transport-node` (v3; the relay's cluster mode uses it too).
  */
 
 import { Consumer } from "../../src/client/consumer.ts";
 import { Producer } from "../../src/client/producer.ts";
 import { createNativeCrypto, nativeCrypto } from "../../src/crypto/native.ts";
 import { Session } from "../../src/protocol/session.ts";
-import { connect as natsConnect, type NatsConnection } from "nats";
+import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node";
 
 // deno-lint-ignore no-explicit-any
 const G = globalThis as any;

@@ -32,7 +32,7 @@ export interface RelayOptions {
   /**
    * Join a cluster of relays federated over NATS (docs/SCALING.md): sessions fan out across
    * every relay of the cluster and a session has one producer cluster-wide. Needs a NATS
-   * server with JetStream; loads the `nats` package.
+   * server with JetStream; loads nats.js (`@nats-io/transport-node`, `@nats-io/kv`).
    */
   readonly cluster?: ClusterOptions;
   /** Crypto adapter. Default: `nativeCrypto()`. */

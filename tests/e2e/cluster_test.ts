@@ -318,7 +318,7 @@ describe(`cluster over NATS (${rt})`, { skip }, () => {
     const prefix = `t${++n}`;
     const small = { ringFrames: 16 };
     const [a, b] = await Promise.all([relay(prefix, small), relay(prefix, small)]);
-    const nats_ = await import("nats");
+    const nats_ = await import("@nats-io/transport-node");
     const spy = await nats_.connect({ servers: nats.url });
     try {
       const holds: Uint8Array[] = [];

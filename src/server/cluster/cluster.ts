@@ -31,7 +31,7 @@
  *   cluster-wide claim (claimed when NATS returns), nothing is published, mirrors report the
  *   silence as a lost producer and later frames after a LAGGED gap. Nothing crashes.
  *
- * The `nats` package is loaded only when a relay is started with `cluster`. This file is the
+ * nats.js (nats.ts) is loaded only when a relay is started with `cluster`. This file is the
  * membership and the origin side; beside it: slots.ts (producer slots), mirror.ts (the mirror
  * side), holds.ts (other relays' holds), wire.ts (what relays say), nats.ts, options.ts.
  */
@@ -116,7 +116,7 @@ export class Cluster implements SessionObserver {
   /**
    * Connects to NATS and opens the producer-slot bucket.
    * @throws {RelayError} `connect-failed` when NATS is unreachable or has no JetStream;
-   *   `unsupported` when the `nats` package is missing.
+   *   `unsupported` when the nats.js packages are missing.
    */
   static async join(
     options: ClusterOptions,

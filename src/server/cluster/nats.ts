@@ -1,15 +1,16 @@
 /**
  * @module
- * The cluster's view of NATS: the small subset of the `nats` package it uses, described with
- * local structural types (no runtime type package in the core), and connecting with the
- * producer-slot bucket open. The package is imported only here, and only when a relay starts
- * with `cluster`, so clients and browsers never load it.
+ * The cluster's view of NATS: the small subset of nats.js v3 it uses — `@nats-io/transport-node`
+ * (the connection; it runs on Node, Bun and Deno) and `@nats-io/kv` (the producer-slot bucket,
+ * over `@nats-io/jetstream`) — described with local structural types (no runtime type package
+ * in the core), and connecting with the slot bucket open. The packages are imported only here,
+ * and only when a relay starts with `cluster`, so clients and browsers never load them.
  */
 
 import { RelayError } from "../../errors.ts";
 import type { ClusterOptions, ResolvedClusterOptions } from "./options.ts";
 
-/** A message as the nats package delivers it. */
+/** A message as nats.js delivers it. */
 export interface NatsMsg {
   readonly subject: string;
   readonly data: Uint8Array;
@@ -36,21 +37,34 @@ export interface NatsConnection {
   readonly info?: { readonly max_payload: number };
   publish(subject: string, data: Uint8Array): void;
   subscribe(subject: string, opts: { callback: (err: unknown, msg: NatsMsg) => void }): NatsSub;
-  jetstream(): { views: { kv(name: string, opts: object): Promise<Kv> } };
   status(): AsyncIterable<{ type: string }>;
   close(): Promise<void>;
   isClosed(): boolean;
 }
-/** The nats package itself (loaded on demand). */
-export interface NatsModule {
+/** `@nats-io/transport-node` (loaded on demand). */
+export interface NatsTransportModule {
   connect(opts: object): Promise<NatsConnection>;
 }
+/** `@nats-io/kv` (loaded on demand). */
+export interface KvModule {
+  Kvm: new (nc: NatsConnection) => { create(name: string, opts: object): Promise<Kv> };
+}
 
-/** Opens (creating if needed) the slot bucket; relays starting together race to create it. */
-export async function openBucket(nc: NatsConnection, name: string, ttl: number): Promise<Kv> {
+/**
+ * Opens (creating if needed) the slot bucket; relays starting together race to create it.
+ * @param kvm The key-value manager of the connection.
+ * @param name The bucket.
+ * @param ttl How long an entry lives without a refresh (ms).
+ * @returns The bucket.
+ */
+export async function openBucket(
+  kvm: { create(name: string, opts: object): Promise<Kv> },
+  name: string,
+  ttl: number,
+): Promise<Kv> {
   for (let attempt = 1;; attempt++) {
     try {
-      return await nc.jetstream().views.kv(name, { ttl, history: 1 });
+      return await kvm.create(name, { ttl, history: 1 });
     } catch (e) {
       if (attempt >= 5 || !/overlap|already in use|exists/i.test(String(e))) throw e;
       await new Promise((r) => setTimeout(r, 50 * attempt));
@@ -69,21 +83,28 @@ export function isWrongSeq(e: unknown): boolean {
  * @param o The options resolved.
  * @returns The connection and the bucket.
  * @throws {RelayError} `connect-failed` when NATS is unreachable or has no JetStream;
- *   `unsupported` when the `nats` package is missing.
+ *   `unsupported` when the nats.js packages are missing.
  */
 export async function connectNats(
   options: ClusterOptions,
   o: ResolvedClusterOptions,
 ): Promise<{ nc: NatsConnection; kv: Kv }> {
-  let nats: NatsModule;
+  let transport: NatsTransportModule;
+  let kvModule: KvModule;
   try {
-    nats = await import("nats") as unknown as NatsModule;
+    [transport, kvModule] = await Promise.all([
+      import("@nats-io/transport-node") as Promise<unknown> as Promise<NatsTransportModule>,
+      import("@nats-io/kv") as Promise<unknown> as Promise<KvModule>,
+    ]);
   } catch (e) {
-    throw new RelayError("unsupported", `cluster mode needs the nats package: ${e}`);
+    throw new RelayError(
+      "unsupported",
+      `cluster mode needs the @nats-io/transport-node and @nats-io/kv packages: ${e}`,
+    );
   }
   let nc: NatsConnection;
   try {
-    nc = await nats.connect({
+    nc = await transport.connect({
       servers: typeof options.servers === "string" ? [options.servers] : [...options.servers],
       name: "hydra-relay",
       noEcho: true,
@@ -100,7 +121,8 @@ export async function connectNats(
     );
   }
   try {
-    return { nc, kv: await openBucket(nc, `${o.prefix}_producers`, o.slotTtlMs) };
+    const kvm = new kvModule.Kvm(nc);
+    return { nc, kv: await openBucket(kvm, `${o.prefix}_producers`, o.slotTtlMs) };
   } catch (e) {
     await nc.close().catch(() => {});
     throw new RelayError(
