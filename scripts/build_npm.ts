@@ -12,7 +12,16 @@
  */
 
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
@@ -158,12 +167,23 @@ function main(): void {
     main: exports["."]?.default,
     bin: { "hydra-relay": "./src/cli/bin.js" },
     types: exports["."]?.types,
-    files: ["mod.js", "mod.d.ts", "src/", "dist/", "README.md", "LICENSE"],
+    files: ["mod.js", "mod.d.ts", "src/", "dist/", "docs/", "examples/", "README.md", "LICENSE"],
     sideEffects: false,
     dependencies: pkg.dependencies,
   };
   writeFileSync(join(out, "package.json"), JSON.stringify(npmPkg, null, 2) + "\n");
-  for (const f of ["README.md", "LICENSE"]) copyFileSync(join(root, f), join(out, f));
+  copyFileSync(join(root, "LICENSE"), join(out, "LICENSE"));
+  // npmjs.com shows README.md without the repository around it: its links must be absolute,
+  // so they point at the same files inside this very package version (docs/ ships with it).
+  const base = `${PACKAGE_FILES}${npmPkg.name}@${npmPkg.version}/`;
+  writeFileSync(
+    join(out, "README.md"),
+    absoluteLinks(readFileSync(join(root, "README.md"), "utf8"), base),
+  );
+  mkdirSync(join(out, "docs"), { recursive: true });
+  for (const f of readdirSync(join(root, "docs")).filter((f) => f.endsWith(".md"))) {
+    copyFileSync(join(root, "docs", f), join(out, "docs", f));
+  }
   chmodSync(join(out, npmPkg.bin["hydra-relay"]), 0o755);
 
   const diffs = exportDiffs(deno.exports, npmPkg.exports);
@@ -185,6 +205,22 @@ function main(): void {
     `built ${npmPkg.name}@${npmPkg.version} into npm/ (${
       Object.keys(exports).length
     } exports, in sync with deno.json)`,
+  );
+}
+
+/** Where a published npm package's files are served, by `name@version/path`. */
+export const PACKAGE_FILES = "https://unpkg.com/";
+
+/**
+ * Makes a Markdown text's relative links absolute (in-page anchors and absolute URLs stay).
+ * @param markdown The text.
+ * @param base What relative links are relative to, ending in `/`.
+ * @returns The text with every `](relative)` link prefixed by `base`.
+ */
+export function absoluteLinks(markdown: string, base: string): string {
+  return markdown.replace(
+    /\]\((?![a-z][a-z0-9+.-]*:|#)(?:\.\/)?([^)\s]+)\)/gi,
+    (_, path: string) => `](${base}${path})`,
   );
 }
 

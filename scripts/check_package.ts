@@ -4,7 +4,10 @@
  * 1. npm: `npm pack` of npm/, installed into a fresh temporary Node project and a fresh Bun
  *    project, where a script runs relay → producer → consumer through the package's public
  *    exports (`@hydra/relay` and the runtime's subpath), and `hydra-relay --help` runs from
- *    the installed bin (`npx` on Node, `bun x` on Bun).
+ *    the installed bin (`npx` on Node, `bun x` on Bun). The tarball's README is the front door
+ *    with absolute links, each to a file the tarball ships; and in an empty directory
+ *    `npx file:<tarball> serve` — what `npx @hydra/relay serve` does once published — starts a
+ *    relay from the package alone, and SIGTERM stops it cleanly.
  * 2. JSR: `deno publish --dry-run`, which type-checks every export, rejects slow types and
  *    lists the files; it works offline. (deno.json and npm exports agreeing is checked by the
  *    build itself.)
@@ -14,13 +17,14 @@
  * Dependencies (@noble/*) install from the npm registry or npm's cache. Exit 1 on any failure.
  */
 
-import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { devBin as bin } from "./_bin.ts";
+import { PACKAGE_FILES } from "./build_npm.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const keep = process.argv.includes("--keep");
@@ -83,7 +87,73 @@ function expectHelp(r: SpawnSyncReturns<string>, where: string): void {
   }
 }
 
-function main(): void {
+/**
+ * Why the packed README would not serve as the package's front door on the registry's page:
+ * a relative link (there is no repository around it there), a link into the package naming a
+ * file it does not ship, or reference material (over 150 lines).
+ */
+function readmeProblems(readme: string, files: string[], base: string): string[] {
+  const problems: string[] = [];
+  if (readme.split("\n").length > 150) problems.push("over 150 lines");
+  for (const [, target] of readme.matchAll(/\]\(([^)\s]+)\)/g)) {
+    if (target!.startsWith("#")) continue;
+    if (!/^https?:\/\//.test(target!)) problems.push(`relative link ${target}`);
+    else if (target!.startsWith(base)) {
+      const path = `package/${target!.slice(base.length)}`;
+      if (!files.some((f) => f === path || (path.endsWith("/") && f.startsWith(path)))) {
+        problems.push(`link to ${target} names no file in the tarball`);
+      }
+    }
+  }
+  return problems;
+}
+
+/** `npx file:<tgz> serve` in an empty directory: a relay from the package alone. */
+function npxServe(tgz: string, dir: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("npx", ["--yes", `file:${tgz}`, "serve", "--port", "0", "--ephemeral"], {
+      cwd: dir,
+      env: { ...process.env, NO_COLOR: "1", npm_config_fund: "false", npm_config_audit: "false" },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true, // its own process group: npx and the relay it starts stop together
+    });
+    let out = "";
+    let listening = "";
+    const stop = () => {
+      try {
+        process.kill(-child.pid!, "SIGTERM");
+      } catch {
+        // Gone already.
+      }
+    };
+    const timer = setTimeout(() => {
+      stop();
+      reject(new Error(`npx serve printed no address within 120 s:\n${out.slice(-2000)}`));
+    }, 120_000);
+    const take = (b: Uint8Array) => {
+      out += new TextDecoder().decode(b);
+      const m = /hydra-relay listening on (\S+)/.exec(out);
+      if (m !== null && listening === "") {
+        listening = m[1]!;
+        stop();
+      }
+    };
+    child.stdout!.on("data", take);
+    child.stderr!.on("data", take);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      if (listening === "") {
+        return reject(new Error(`npx serve exited (${code ?? signal}):\n${out}`));
+      }
+      if (!out.includes("hydra-relay stopped")) {
+        return reject(new Error(`npx serve did not stop cleanly on SIGTERM:\n${out}`));
+      }
+      resolve(listening);
+    });
+  });
+}
+
+async function main(): Promise<void> {
   if (!existsSync(join(root, "npm", "package.json"))) {
     throw new Error("npm/ is not built: run `npm run build` first");
   }
@@ -105,6 +175,20 @@ function main(): void {
     }
     const stray = files.filter((f) => /\.ts$/.test(f) && !f.endsWith(".d.ts") || /tests\//.test(f));
     if (stray.length > 0) throw new Error(`the tarball ships sources or tests: ${stray[0]}`);
+    const pkg = JSON.parse(readFileSync(join(root, "npm", "package.json"), "utf8"));
+    run("tar -xzf README.md", "tar", ["-xzf", tgz, "package/README.md"], work);
+    const problems = readmeProblems(
+      readFileSync(join(work, "package", "README.md"), "utf8"),
+      files,
+      `${PACKAGE_FILES}${pkg.name}@${pkg.version}/`,
+    );
+    if (problems.length > 0) throw new Error(`the tarball's README: ${problems.join("; ")}`);
+    console.log("package README: a front door, every link absolute and shipped");
+
+    // 1b. The package alone: `npx file:<tgz> serve` in an empty directory.
+    const empty = join(work, "empty");
+    spawnSync("mkdir", ["-p", empty]);
+    console.log(`npx serve from the tarball: listening on ${await npxServe(tgz, empty)}, stopped`);
 
     // 2. A fresh Node project.
     const nodeApp = join(work, "node-app");
@@ -138,7 +222,7 @@ function main(): void {
 }
 
 try {
-  main();
+  await main();
 } catch (e) {
   console.error(`check_package: ${(e as Error).message}`);
   process.exit(1);
