@@ -8,7 +8,8 @@
  *                                                 wait for the answer, print {"ms": …}
  *
  * <impl> is `raw-<runtime>` (the bare runtime API in the tightest loop we know) or
- * `adapter-<runtime>` (our Transport adapter for that runtime).
+ * `adapter-<runtime>` (our Transport adapter for that runtime). Each process first runs an
+ * untimed 32 MiB transfer through both sides of <impl> in itself (warm-up).
  */
 
 import { bunTransport } from "../../src/transport/bun.ts";
@@ -22,10 +23,11 @@ const HOST = "127.0.0.1";
 // deno-lint-ignore no-explicit-any
 const G = globalThis as any;
 
-function say(line: string): void {
-  // process.stdout exists in all three runtimes.
-  G.process.stdout.write(line + "\n");
-}
+/** Reports to the parent (the port, the result); process.stdout exists in all three runtimes. */
+let say = (line: string): void => void G.process.stdout.write(line + "\n");
+
+/** Bytes of the untimed in-process transfer that warms each side's code before the real one. */
+const WARM_UP = 32 * 1024 * 1024;
 
 // ---- our adapters ----
 function adapter(impl: string): Transport {
@@ -186,24 +188,47 @@ function rawNodeSource(port: number, total: number): Promise<void> {
   });
 }
 
+function sink(impl: string, total: number): Promise<void> {
+  if (impl === "raw-deno") return rawDenoSink(total);
+  if (impl === "raw-bun") return rawBunSink(total);
+  if (impl === "raw-node") return rawNodeSink(total);
+  return adapterSink(impl, total);
+}
+
+function source(impl: string, port: number, total: number): Promise<void> {
+  if (impl === "raw-deno") return rawDenoSource(port, total);
+  if (impl === "raw-bun") return rawBunSource(port, total);
+  if (impl === "raw-node") return rawNodeSource(port, total);
+  return adapterSource(impl, port, total);
+}
+
+/**
+ * An untimed transfer through both sides of `impl` inside this process, so the timed one
+ * measures compiled code: a short run (the CI smoke pass moves 32 MiB, ~16 ms) otherwise
+ * measures mostly the JIT warming up, and the adapters, with more code than a bare loop, the
+ * more so.
+ */
+async function warmUp(impl: string): Promise<void> {
+  const report = say;
+  let ready!: (port: number) => void;
+  const port = new Promise<number>((r) => (ready = r));
+  say = (line) => /^\d+$/.test(line) && ready(Number(line));
+  try {
+    const s = sink(impl, WARM_UP);
+    await Promise.all([s, source(impl, await port, WARM_UP)]);
+  } finally {
+    say = report;
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const [role, impl, a, b] = argv;
-  if (role === "sink") {
-    const total = Number(a);
-    if (impl === "raw-deno") return rawDenoSink(total);
-    if (impl === "raw-bun") return rawBunSink(total);
-    if (impl === "raw-node") return rawNodeSink(total);
-    return adapterSink(impl!, total);
+  if (impl === undefined || (role !== "sink" && role !== "source")) {
+    throw new Error("usage: transport_worker sink|source <impl> …");
   }
-  if (role === "source") {
-    const port = Number(a);
-    const total = Number(b);
-    if (impl === "raw-deno") return rawDenoSource(port, total);
-    if (impl === "raw-bun") return rawBunSource(port, total);
-    if (impl === "raw-node") return rawNodeSource(port, total);
-    return adapterSource(impl!, port, total);
-  }
-  throw new Error("usage: transport_worker sink|source <impl> …");
+  await warmUp(impl);
+  if (role === "sink") return sink(impl, Number(a));
+  return source(impl, Number(a), Number(b));
 }
 
 await main(G.process.argv.slice(2));
