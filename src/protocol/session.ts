@@ -12,9 +12,10 @@
  *   with a fresh random 16-byte epoch, so no key is reused across producer restarts.
  */
 
-import { abytes, concat, crc32, fromBase64Url, toBase64Url, writeU32BE } from "../bytes.ts";
+import { abytes, concat } from "../bytes.ts";
 import type { CryptoProvider, Signer } from "../crypto/types.ts";
 import { secureRandom } from "../crypto/_checks.ts";
+import { decodeToken, encodeToken } from "./_token.ts";
 
 /** Session id length (bytes). */
 export const SESSION_ID_LENGTH = 64;
@@ -31,7 +32,7 @@ const enc = new TextEncoder();
 const AUTH_INFO = enc.encode("hydra/1 auth");
 const DATA_INFO = enc.encode("hydra/1 data");
 const TAG_LABEL = enc.encode("hydra/1 stream tag");
-const TOKEN_BYTES = SESSION_ID_LENGTH + SESSION_KEY_LENGTH + 4;
+const TOKEN_BODY = SESSION_ID_LENGTH + SESSION_KEY_LENGTH;
 
 /**
  * A session's secret identity. Whoever holds it may produce and consume; the relay never
@@ -86,28 +87,7 @@ export class Session {
    * @throws {TypeError} with a message saying what is wrong (never echoing the token).
    */
   static fromToken(token: string): Session {
-    if (typeof token !== "string") {
-      throw new TypeError(`"token" expected string, got ${typeof token}`);
-    }
-    const text = token.trim();
-    if (!text.startsWith(TOKEN_PREFIX)) {
-      throw new TypeError(`session token must start with "${TOKEN_PREFIX}"`);
-    }
-    let bytes: Uint8Array;
-    try {
-      bytes = fromBase64Url(text.slice(TOKEN_PREFIX.length));
-    } catch {
-      throw new TypeError("session token is not valid base64url");
-    }
-    if (bytes.length !== TOKEN_BYTES) {
-      throw new TypeError(`session token holds ${bytes.length} bytes, expected ${TOKEN_BYTES}`);
-    }
-    const body = bytes.subarray(0, TOKEN_BYTES - 4);
-    const check = new Uint8Array(4);
-    writeU32BE(check, 0, crc32(body));
-    if (check.some((b, i) => b !== bytes[TOKEN_BYTES - 4 + i])) {
-      throw new TypeError("session token checksum mismatch (mistyped or truncated?)");
-    }
+    const body = decodeToken(token, TOKEN_PREFIX, TOKEN_BODY, "session token");
     return new Session(body.subarray(0, SESSION_ID_LENGTH), body.subarray(SESSION_ID_LENGTH));
   }
 
@@ -127,10 +107,7 @@ export class Session {
    * @returns The token (a secret: whoever has it can join the session).
    */
   token(): string {
-    const check = new Uint8Array(4);
-    const body = concat([this.#id, this.#key]);
-    writeU32BE(check, 0, crc32(body));
-    return TOKEN_PREFIX + toBase64Url(concat([body, check]));
+    return encodeToken(TOKEN_PREFIX, concat([this.#id, this.#key]));
   }
 
   /**
