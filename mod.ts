@@ -86,6 +86,8 @@ export type {
 export { bytesCodec, jsonCodec, textCodec } from "./src/client/codec.ts";
 export type { Codec } from "./src/client/codec.ts";
 export { Session } from "./src/protocol/session.ts";
+export { READ_TOKEN_PREFIX, ReadCapability } from "./src/protocol/capability.ts";
+export type { ReaderKeys } from "./src/protocol/capability.ts";
 export type { SessionKeys } from "./src/protocol/session.ts";
 export { Role } from "./src/protocol/join.ts";
 export { ControlKind, Policy } from "./src/protocol/control.ts";

@@ -36,6 +36,8 @@ export type { ReconnectEvents, ReconnectOptions } from "./client/_reconnect.ts";
 export { bytesCodec, jsonCodec, textCodec } from "./client/codec.ts";
 export type { Codec } from "./client/codec.ts";
 export { Session } from "./protocol/session.ts";
+export { READ_TOKEN_PREFIX, ReadCapability } from "./protocol/capability.ts";
+export type { ReaderKeys } from "./protocol/capability.ts";
 export type { SessionKeys } from "./protocol/session.ts";
 export { ControlKind, Policy } from "./protocol/control.ts";
 export type {

@@ -41,6 +41,8 @@ export const ErrorCode = {
   ProducerLeft: "producer-left",
   /** The relay is shutting down (a reason to reconnect elsewhere, not a failure). */
   GoingAway: "going-away",
+  /** The stream is for another read-capability generation than this consumer's token. */
+  Revoked: "revoked",
 } as const;
 
 /** The union of the values of {@link ErrorCode}. */

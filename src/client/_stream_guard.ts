@@ -18,7 +18,10 @@ import {
 } from "../protocol/control.ts";
 import { checkDataBody, DATA_SEQ_AT, DataFlag, openChecked } from "../protocol/data_frame.ts";
 import type { Frame } from "../protocol/framer.ts";
-import type { Session } from "../protocol/session.ts";
+import { keyIndexOf } from "../protocol/keys.ts";
+import { readTrailer, SegmentVerifier } from "../protocol/segment.ts";
+import { DATA_HEADER } from "../protocol/data_frame.ts";
+import { TAG_LENGTH } from "../crypto/types.ts";
 import type { RelayLink } from "./link.ts";
 
 /** Information about a producer stream. */
@@ -29,6 +32,19 @@ export interface StreamInfo {
   readonly startedAt: number;
   /** Seq of the first frame this consumer receives from it. */
   readonly firstSeq: bigint;
+}
+
+/** What derives a stream's data keys: a `Session` (every generation) or a `ReadCapability`. */
+export interface Readable {
+  /** Whether streams of this generation can be read. */
+  canRead(generation: number): boolean;
+  /** A data key of a stream. */
+  dataKey(
+    crypto: CryptoProvider,
+    epoch: Uint8Array,
+    generation: number,
+    keyIndex: number,
+  ): Uint8Array;
 }
 
 /** The stream events a guard raises (in stream order, as the consumer passes them). */
@@ -51,20 +67,42 @@ export type Item =
     readonly kind: "frame";
     readonly size: number;
     readonly flags: number;
-    readonly open: Promise<Uint8Array>;
+    /** The plaintext once the frame is opened and its segment verified; `null`: dropped. */
+    readonly open: Promise<Uint8Array | null>;
     /** The connection that buffered it (reading resumes there as it is consumed). */
     readonly conn: RelayLink;
   }
   | { readonly kind: "event"; readonly emit: () => void }
   | { readonly kind: "error"; readonly error: RelayError; readonly terminal: boolean };
 
+/** What became of a segment's frames. */
+type Verdict = "ok" | "bad" | "dropped";
+
+/** The frames of a segment not yet closed wait for this. */
+interface Segment {
+  readonly verdict: Promise<Verdict>;
+  readonly settle: (v: Verdict) => void;
+}
+
+function segment(): Segment {
+  let settle!: (v: Verdict) => void;
+  const verdict = new Promise<Verdict>((r) => (settle = r));
+  return { verdict, settle };
+}
+
 interface Stream {
   readonly info: StreamInfo;
-  readonly aead: Aead;
+  readonly generation: number;
+  /** The data key of the current key index (a new one every 2^24 frames). */
+  aead: { index: number; aead: Promise<Aead> };
   next: bigint;
   ended: boolean;
   /** Frames below this seq are duplicates after a resumed stream start: checked, dropped. */
   dropBelow: bigint;
+  /** Checks the producer's signature over each segment (docs/CAPABILITIES.md). */
+  readonly verifier: SegmentVerifier;
+  /** The open segment, once a frame of it arrived. */
+  open: Segment | undefined;
 }
 
 /** How many distinct epochs a consumer remembers to reject replayed streams. */
@@ -75,26 +113,30 @@ const ignore = (): void => {};
 /** One consumer's view of its stream, and what it refuses. */
 export class StreamGuard {
   readonly #routeId: Uint8Array;
-  readonly #session: Session;
+  readonly #crypto: CryptoProvider;
+  readonly #capability: Readable;
   readonly #push: (item: Item) => void;
   readonly #event: <K extends keyof StreamEvents>(name: K, value: StreamEvents[K]) => void;
   #stream: Stream | undefined;
   readonly #epochs: string[] = [];
 
   /**
-   * @param routeId The session's route id (verifies stream starts).
-   * @param session The session (derives each stream's data key).
+   * @param crypto The primitives.
+   * @param routeId The session's route id (verifies stream starts and segments).
+   * @param capability The session or a read capability (derives each stream's data keys).
    * @param push Queues an item.
    * @param event Emits a stream event (called as the consumer passes the item).
    */
   constructor(
+    crypto: CryptoProvider,
     routeId: Uint8Array,
-    session: Session,
+    capability: Readable,
     push: (item: Item) => void,
     event: <K extends keyof StreamEvents>(name: K, value: StreamEvents[K]) => void,
   ) {
+    this.#crypto = crypto;
     this.#routeId = routeId;
-    this.#session = session;
+    this.#capability = capability;
     this.#push = push;
     this.#event = event;
   }
@@ -108,6 +150,15 @@ export class StreamGuard {
   get resume(): { epoch: Uint8Array; nextSeq: bigint } | undefined {
     const s = this.#stream;
     return s === undefined || s.ended ? undefined : { epoch: s.info.epoch, nextSeq: s.next };
+  }
+
+  /**
+   * The subscription is over (the connection failed for good, the relay ended it): the frames
+   * of the open segment will never be verified, so they are not delivered and what follows
+   * them in the queue is reached.
+   */
+  cut(): void {
+    if (this.#stream !== undefined) this.#dropOpen(this.#stream);
   }
 
   /**
@@ -142,15 +193,76 @@ export class StreamGuard {
       conn.release(size); // already delivered before the stream resumed
       return;
     }
-    if ((flags & DataFlag.End) !== 0) s.ended = true;
-    const open = openChecked(s.aead, frame.bytes);
+    const signed = (flags & DataFlag.Signed) !== 0;
+    if ((flags & DataFlag.End) !== 0) {
+      if (!signed) return this.#fault(conn, size, "an END frame is not signed by the producer");
+      s.ended = true;
+    }
+    // Held until the segment's signature verifies: a reader knows the data key and could
+    // seal frames of its own; only the producer can sign them.
+    const seg = s.open ??= segment();
+    let sealed = frame.bytes;
+    let held = size;
+    if (!signed) {
+      if (!s.verifier.add(frame.bytes, seq)) {
+        return this.#fault(conn, size, "a segment runs longer than any producer makes");
+      }
+      // Bounded by the verifier, and not counted against the connection's buffer: reading
+      // must go on to the frame whose signature releases these.
+      conn.release(size);
+      held = 0;
+    } else {
+      const t = readTrailer(frame.bytes, DATA_HEADER + TAG_LENGTH);
+      if (t === undefined) return this.#fault(conn, size, "a segment trailer is malformed");
+      sealed = frame.bytes.subarray(0, t.start);
+      s.open = undefined;
+      s.verifier.close(frame.bytes, seq, DATA_HEADER + TAG_LENGTH).then(
+        (ok) => seg.settle(ok ? "ok" : "bad"),
+        () => seg.settle("bad"),
+      );
+    }
+    const open = Promise.all([
+      this.#aeadFor(s, seq).then((a) => openChecked(a, sealed)),
+      seg.verdict,
+    ])
+      .then(([plaintext, verdict]) => {
+        if (verdict === "dropped") return null;
+        if (verdict === "bad") throw tampered("a frame is not signed by the producer");
+        return plaintext;
+      });
     open.catch(ignore); // surfaced by recv()
-    this.#push({ kind: "frame", size, flags, open, conn });
+    this.#push({ kind: "frame", size: held, flags, open, conn });
+  }
+
+  /** The data key of `seq`'s key index in stream `s`. */
+  #aeadFor(s: Stream, seq: bigint): Promise<Aead> {
+    const index = keyIndexOf(seq);
+    if (index !== s.aead.index) {
+      const crypto = this.#crypto;
+      s.aead = { index, aead: crypto.aesGcm(this.#dataKey(crypto, s, index)) };
+    }
+    return s.aead.aead;
+  }
+
+  #dataKey(crypto: CryptoProvider, s: Stream, index: number): Uint8Array {
+    return this.#capability.dataKey(crypto, s.info.epoch, s.generation, index);
+  }
+
+  /**
+   * The frames of the open segment will never be verified (the stream was cut, or the relay
+   * skipped frames after them): they are not delivered.
+   * @returns The seq of the first of them, if any.
+   */
+  #dropOpen(s: Stream): bigint | undefined {
+    s.open?.settle("dropped");
+    s.open = undefined;
+    return s.verifier.discard();
   }
 
   /** A frame out of place: the stream is over for this consumer, and `recv()` says why. */
   #fault(conn: RelayLink, size: number, why: string): void {
     conn.release(size);
+    if (this.#stream !== undefined) this.#dropOpen(this.#stream);
     this.#push({ kind: "error", error: tampered(why), terminal: true });
     this.#stream = undefined;
   }
@@ -167,6 +279,7 @@ export class StreamGuard {
       case ControlKind.Lagged: {
         const s = this.#stream;
         if (s === undefined || m.from !== s.next) {
+          if (s !== undefined) this.#dropOpen(s);
           this.#push({
             kind: "error",
             error: tampered("a LAGGED notice does not match the stream"),
@@ -175,7 +288,8 @@ export class StreamGuard {
           return;
         }
         s.next = m.to;
-        const gap = { from: m.from, to: m.to };
+        // Frames held from the segment the gap cut into can never be verified: part of the gap.
+        const gap = { from: this.#dropOpen(s) ?? m.from, to: m.to };
         this.#push({ kind: "event", emit: () => this.#event("lagged", gap) });
         return;
       }
@@ -189,6 +303,7 @@ export class StreamGuard {
           });
           return;
         }
+        this.#dropOpen(s);
         this.#stream = undefined;
         this.#push({
           kind: "event",
@@ -209,6 +324,7 @@ export class StreamGuard {
     crypto: CryptoProvider,
   ): Promise<void> {
     if (!await verifyStreamStart(crypto, this.#routeId, m)) {
+      if (this.#stream !== undefined) this.#dropOpen(this.#stream);
       this.#push({
         kind: "error",
         error: tampered("a stream start is not signed by the producer"),
@@ -221,7 +337,7 @@ export class StreamGuard {
       // The same stream continuing (its producer resumed on a relay that lost it): frames
       // this consumer already has are dropped, missing ones are an explicit gap.
       if (m.firstSeq > prev.next) {
-        const gap = { from: prev.next, to: m.firstSeq };
+        const gap = { from: this.#dropOpen(prev) ?? prev.next, to: m.firstSeq };
         prev.next = m.firstSeq;
         this.#push({ kind: "event", emit: () => this.#event("lagged", gap) });
       } else {
@@ -230,6 +346,7 @@ export class StreamGuard {
       }
       return;
     }
+    if (prev !== undefined) this.#dropOpen(prev);
     const epochHex = toHex(m.epoch);
     if (this.#epochs.includes(epochHex)) {
       this.#push({
@@ -249,13 +366,35 @@ export class StreamGuard {
         terminal: false,
       });
     }
-    const aead = await crypto.aesGcm(this.#session.dataKey(crypto, m.epoch));
+    if (!this.#capability.canRead(m.generation)) {
+      this.#stream = undefined;
+      this.#push({
+        kind: "error",
+        error: new RelayError(
+          "revoked",
+          `this stream is for read tokens of generation ${m.generation}: ask the producer for one`,
+        ),
+        terminal: true,
+      });
+      return;
+    }
     const info: StreamInfo = {
       epoch: m.epoch.slice(),
       startedAt: Number(m.startedAt),
       firstSeq: m.firstSeq,
     };
-    this.#stream = { info, aead, next: m.firstSeq, ended: false, dropBelow: 0n };
+    const first = keyIndexOf(m.firstSeq);
+    const key = this.#capability.dataKey(crypto, m.epoch, m.generation, first);
+    this.#stream = {
+      info,
+      generation: m.generation,
+      aead: { index: first, aead: crypto.aesGcm(key) },
+      next: m.firstSeq,
+      ended: false,
+      dropBelow: 0n,
+      verifier: new SegmentVerifier(crypto, this.#routeId, m.epoch),
+      open: undefined,
+    };
     this.#push({ kind: "event", emit: () => this.#event("stream-start", info) });
   }
 }

@@ -7,6 +7,7 @@
  * its own users.
  */
 
+import type { ReadCapability } from "../protocol/capability.ts";
 import type { Session } from "../protocol/session.ts";
 import type { Addr } from "../transport/types.ts";
 import { type ConnectOptions, handshake } from "./_handshake.ts";
@@ -67,14 +68,14 @@ export class RelayConnection extends RelayLink {
 
   /**
    * Joins a session as consumer on this connection (see {@link Consumer}).
-   * @param session The session.
+   * @param capability The session or a read capability.
    * @param options Consumer options.
    * @returns The consumer; closing it leaves the session but keeps the connection.
    */
   consumer<T = Uint8Array>(
-    session: Session,
+    capability: Session | ReadCapability,
     options: ConsumerOptions<T> = {},
   ): Promise<Consumer<T>> {
-    return Consumer.open(this, session, options, undefined);
+    return Consumer.open(this, capability, options, undefined);
   }
 }

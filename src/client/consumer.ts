@@ -12,6 +12,7 @@ import { RelayError } from "../errors.ts";
 import type { JoinOptions, PolicyName } from "../protocol/control.ts";
 import { DataFlag, decodeBatch } from "../protocol/data_frame.ts";
 import { Role } from "../protocol/join.ts";
+import type { ReadCapability, ReaderKeys } from "../protocol/capability.ts";
 import type { Session, SessionKeys } from "../protocol/session.ts";
 import type { Codec } from "./codec.ts";
 import type { ConnectOptions } from "./_handshake.ts";
@@ -84,8 +85,7 @@ export interface ConsumerEvents extends ReconnectEvents, StreamEvents {
  */
 export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
   #conn: RelayLink;
-  readonly #keys: SessionKeys;
-  readonly #session: Session;
+  readonly #keys: SessionKeys | ReaderKeys;
   /** Set when this opened its own connection: where to reconnect; it closes it on close(). */
   readonly #home: Home | undefined;
   readonly #codec: Codec<T> | undefined;
@@ -107,21 +107,21 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
 
   private constructor(
     connection: RelayLink,
-    session: Session,
-    keys: SessionKeys,
+    capability: Session | ReadCapability,
+    keys: SessionKeys | ReaderKeys,
     options: ConsumerOptions<T>,
     home: Home | undefined,
   ) {
     this.#conn = connection;
-    this.#session = session;
     this.#keys = keys;
     this.#home = home;
     this.#codec = options.codec;
     this.#policy = options.policy;
     this.#reconnectOptions = options.reconnect ?? {};
     this.#guard = new StreamGuard(
+      connection.crypto,
       keys.routeId,
-      session,
+      capability,
       (item) => this.#push(item),
       (name, value) => this.#events.emit(name, value as ConsumerEvents[typeof name]),
     );
@@ -133,7 +133,8 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
    * receives the stream from its start.
    * @param addr Relay address, or the addresses of several relays of a cluster (tried in
    *   turn, now and when reconnecting).
-   * @param session The session.
+   * @param capability The session (a write token) or a read capability (a read token): either
+   *   reads; neither key leaves this process.
    * @param options Connection and consumer options.
    * @returns The consumer.
    * @throws {RelayError} `auth-failed` when the relay refuses the proof; see
@@ -141,22 +142,22 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
    */
   static async connect<T = Uint8Array>(
     addr: RelayAddrs,
-    session: Session,
+    capability: Session | ReadCapability,
     options: ConsumerOptions<T> = {},
   ): Promise<Consumer<T>> {
     const home = homeOf(addr, options);
-    return withOwnConnection(home, (conn) => Consumer.open(conn, session, options, home));
+    return withOwnConnection(home, (conn) => Consumer.open(conn, capability, options, home));
   }
 
   /** @internal Joins on an existing connection; use `connect` or `connection.consumer`. */
   static async open<T>(
     conn: RelayLink,
-    session: Session,
+    capability: Session | ReadCapability,
     options: ConsumerOptions<T>,
     home: Home | undefined,
   ): Promise<Consumer<T>> {
-    const keys = await session.keys(conn.crypto);
-    const consumer = new Consumer<T>(conn, session, keys, options, home);
+    const keys = await capability.keys(conn.crypto);
+    const consumer = new Consumer<T>(conn, capability, keys, options, home);
     await conn.join(keys, Role.Consumer, consumer.#joinOptions(), consumer.#subscriber(conn));
     return consumer;
   }
@@ -172,9 +173,13 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
   /** Policy wish, and where to resume when a stream is under way. */
   #joinOptions(): JoinOptions {
     const resume = this.#guard.resume;
+    const k = this.#keys;
     return {
       ...(this.#policy === undefined ? {} : { policy: this.#policy }),
       ...(resume === undefined ? {} : { resume }),
+      ...("grant" in k
+        ? { reader: { generation: k.generation, readerKey: k.readerKey, grant: k.grant } }
+        : {}),
     };
   }
 
@@ -242,7 +247,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
         if (item.terminal) this.#stop(item.error);
         throw item.error;
       }
-      let plaintext: Uint8Array;
+      let plaintext: Uint8Array | null;
       this.#opening = true;
       try {
         plaintext = await item.open;
@@ -256,6 +261,8 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
         this.#wake(); // calls that waited while this one opened look again
       }
       item.conn.release(item.size);
+      // Never verified (its stream was cut before the producer signed it): not delivered.
+      if (plaintext === null) continue;
       if ((item.flags & DataFlag.Batch) !== 0) {
         let messages: Uint8Array[];
         try {
@@ -393,6 +400,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
           this.#reconnect(e);
           return;
         }
+        this.#guard.cut();
         this.#push({ kind: "error", error: e, terminal: true });
       },
     };
@@ -423,6 +431,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
       this.#events.emit("reconnected", { attempts });
     }, (e: RelayError) => {
       this.#reconnecting = false;
+      this.#guard.cut();
       this.#push({ kind: "error", error: e, terminal: true });
     });
   }

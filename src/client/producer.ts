@@ -6,14 +6,16 @@
  * `lingerMs`), and ends the stream with END so consumers can tell a clean end from a cut.
  */
 
-import { abytes } from "../bytes.ts";
+import { abytes, aint } from "../bytes.ts";
 import type { Aead } from "../crypto/types.ts";
 import { RelayError } from "../errors.ts";
 import { ControlKind, type ControlMessage, signStreamStart } from "../protocol/control.ts";
 import { DATA_HEADER, DataFlag, encodeBatch, sealData } from "../protocol/data_frame.ts";
+import { keyIndexOf } from "../protocol/keys.ts";
+import { SegmentWriter, trailerLength } from "../protocol/segment.ts";
 import { TAG_LENGTH } from "../crypto/types.ts";
 import { Role } from "../protocol/join.ts";
-import type { Session, SessionKeys } from "../protocol/session.ts";
+import { Session, type SessionKeys } from "../protocol/session.ts";
 import { EPOCH_LENGTH } from "../protocol/session.ts";
 import type { Codec } from "./codec.ts";
 import type { ConnectOptions } from "./_handshake.ts";
@@ -27,6 +29,27 @@ import {
   type ReconnectOptions,
   withBackoff,
 } from "./_reconnect.ts";
+
+/** The most frames one segment of this producer's covers (consumers accept up to 256). */
+const SEGMENT_FRAMES = 64;
+/** A segment closes once its frames hold this many plaintext bytes (consumers hold at most
+ * OPEN_SEGMENT_MAX_BYTES of frames unverified). */
+const SEGMENT_BYTES = 256 * 1024;
+/** The read-capability generation this producer's streams are for (rotation: issue 22). */
+const GENERATION = 0;
+
+/** A frame on its way to the connection. */
+interface Pending {
+  /** The sealed frame; `undefined` while it is the unsealed last one. */
+  frame: Promise<Uint8Array> | undefined;
+  /** Its plaintext until it is sealed. */
+  plaintext: Uint8Array | undefined;
+  readonly flags: number;
+  readonly size: number;
+  readonly seq: bigint;
+  /** Trailer bytes reserved at its end: it closes a segment (0: it does not). */
+  trailer: number;
+}
 
 /** Options of a producer. */
 export interface ProducerOptions<T = Uint8Array> extends ConnectOptions {
@@ -56,6 +79,13 @@ export interface ProducerOptions<T = Uint8Array> extends ConnectOptions {
    * lose less. Default 0 (only unacknowledged frames are kept).
    */
   readonly replayFrames?: number;
+  /**
+   * The most frames one signature covers under load (1 to 64; default 64). A segment also
+   * closes whenever the producer has nothing more to send, so at moderate rates each frame is
+   * signed anyway; 1 signs every frame (more CPU, and a consumer never holds a frame waiting
+   * for a later one).
+   */
+  readonly segmentFrames?: number;
 }
 
 /** Events of a producer. */
@@ -91,7 +121,13 @@ export class Producer<T = Uint8Array> {
   /** This stream's epoch (16 bytes). */
   readonly epoch: Uint8Array;
   readonly #keys: SessionKeys;
-  readonly #aead: Aead;
+  readonly #session: Session;
+  /** The data key of the current key index (a new one every 2^24 frames). */
+  #aead: { index: number; aead: Aead | Promise<Aead> };
+  /** Signs the stream's segments (docs/CAPABILITIES.md "Signed frames"), in seq order. */
+  readonly #segment: SegmentWriter;
+  /** Frames sealed since the last signed one, and their bytes (at seal time). */
+  #open = { frames: 0, bytes: 0 };
   /** Set when this opened its own connection: where to reconnect; it closes it on close(). */
   readonly #home: Home | undefined;
   readonly #codec: Codec<T> | undefined;
@@ -107,8 +143,12 @@ export class Producer<T = Uint8Array> {
   #batch: Uint8Array[] = [];
   #batchBytes = 0;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Sealed (or sealing) frames not yet handed to the connection, in seq order. */
-  readonly #inflight: { frame: Promise<Uint8Array>; size: number }[] = [];
+  /**
+   * Frames not yet handed to the connection, in seq order: sealed (or sealing), except the last
+   * one, which waits unsealed until the next frame shows it is not the last (then it leaves its
+   * segment open) or the connection is ready for it (then it closes the segment).
+   */
+  readonly #inflight: Pending[] = [];
   #queued = 0;
   #driving = false;
   #ackWaiters: { seq: bigint; resolve: () => void }[] = [];
@@ -119,12 +159,14 @@ export class Producer<T = Uint8Array> {
   /** The next seq to be written; every lower one is written or retained. */
   #written = 0n;
   readonly #replayFrames: number;
+  readonly #segmentFrames: number;
   readonly #reconnectOptions: ReconnectOptions | false;
   #start: { startedAt: bigint; signature: Uint8Array } | undefined;
   #reconnecting: Promise<void> | undefined;
 
   private constructor(
     connection: RelayLink,
+    session: Session,
     keys: SessionKeys,
     epoch: Uint8Array,
     aead: Aead,
@@ -133,10 +175,18 @@ export class Producer<T = Uint8Array> {
   ) {
     this.#conn = connection;
     this.#replayFrames = options.replayFrames ?? 0;
+    this.#segmentFrames = aint(
+      options.segmentFrames ?? SEGMENT_FRAMES,
+      1,
+      SEGMENT_FRAMES,
+      "segmentFrames",
+    );
     this.#reconnectOptions = options.reconnect ?? {};
+    this.#session = session;
     this.#keys = keys;
     this.epoch = epoch;
-    this.#aead = aead;
+    this.#aead = { index: 0, aead };
+    this.#segment = new SegmentWriter(connection.crypto, keys.signer, epoch);
     this.#home = home;
     this.#codec = options.codec;
     this.#linger = options.lingerMs ?? 0;
@@ -144,7 +194,9 @@ export class Producer<T = Uint8Array> {
     this.#maxBatch = options.maxBatchBytes ?? 64 * 1024;
     this.#highWater = options.highWaterMark ?? 1024 * 1024;
     this.#closeTimeout = options.closeTimeoutMs ?? 5000;
-    this.#maxPlain = connection.hello.maxFrame - (DATA_HEADER - 5) - TAG_LENGTH;
+    // Room for the longest trailer a segment of this producer's can need.
+    this.#maxPlain = connection.hello.maxFrame - (DATA_HEADER - 5) - TAG_LENGTH -
+      trailerLength(SEGMENT_FRAMES);
   }
 
   /**
@@ -173,14 +225,23 @@ export class Producer<T = Uint8Array> {
     options: ProducerOptions<T>,
     home: Home | undefined,
   ): Promise<Producer<T>> {
+    if (!(session instanceof Session)) {
+      throw new TypeError(
+        "a producer needs the session (a write token): a read capability can only consume",
+      );
+    }
     const crypto = conn.crypto;
     const keys = await session.keys(crypto);
     const epoch = crypto.randomBytes(EPOCH_LENGTH);
-    const aead = await crypto.aesGcm(session.dataKey(crypto, epoch));
-    const producer = new Producer<T>(conn, keys, epoch, aead, options, home);
+    const aead = await crypto.aesGcm(session.dataKey(crypto, epoch, GENERATION, 0));
+    const producer = new Producer<T>(conn, session, keys, epoch, aead, options, home);
     await conn.join(keys, Role.Producer, {}, producer.#subscriber());
     const startedAt = BigInt(Date.now());
-    const signature = await signStreamStart(keys.signer, keys.routeId, { epoch, startedAt });
+    const signature = await signStreamStart(keys.signer, keys.routeId, {
+      epoch,
+      startedAt,
+      generation: GENERATION,
+    });
     producer.#start = { startedAt, signature };
     await producer.#announce(conn, 0n);
     return producer;
@@ -193,6 +254,7 @@ export class Producer<T = Uint8Array> {
       tag: this.#keys.streamTag,
       epoch: this.epoch,
       startedAt: this.#start!.startedAt,
+      generation: GENERATION,
       firstSeq,
       signature: this.#start!.signature,
     });
@@ -424,14 +486,64 @@ export class Producer<T = Uint8Array> {
     }
   }
 
+  /** Queues the next frame (see {@link Producer.#inflight} for when it is sealed). */
   #seal(plaintext: Uint8Array, flags: number): void {
-    const seq = this.#seq++;
-    const frame = sealData(this.#aead, { streamTag: this.#keys.streamTag, seq, flags, plaintext });
-    frame.catch(() => {}); // failures surface in #drive
-    const size = plaintext.length;
-    this.#queued += size;
-    this.#inflight.push({ frame, size });
+    const tail = this.#inflight.at(-1);
+    if (tail !== undefined && tail.frame === undefined) this.#sealPending(tail, false);
+    const pending: Pending = {
+      frame: undefined,
+      plaintext,
+      flags,
+      size: plaintext.length,
+      seq: this.#seq++,
+      trailer: 0,
+    };
+    this.#queued += pending.size;
+    this.#inflight.push(pending);
+    if ((flags & DataFlag.End) !== 0) this.#sealPending(pending, true);
     if (!this.#driving && this.#reconnecting === undefined) this.#drive();
+  }
+
+  /**
+   * Seals a frame. It closes the open segment (SIGNED, with room for the trailer #drive fills
+   * in) when it is the last frame pending, ends the stream, or makes the segment as long as this
+   * producer makes them — so at moderate rates every frame is signed and waits for no other, and
+   * under load one signature covers a run.
+   */
+  #sealPending(p: Pending, last: boolean): void {
+    const plaintext = p.plaintext!;
+    const open = this.#open;
+    const signed = last || (p.flags & DataFlag.End) !== 0 ||
+      open.frames + 1 >= this.#segmentFrames ||
+      open.bytes + plaintext.length >= SEGMENT_BYTES;
+    p.trailer = signed ? trailerLength(open.frames + 1) : 0;
+    this.#open = signed
+      ? { frames: 0, bytes: 0 }
+      : { frames: open.frames + 1, bytes: open.bytes + plaintext.length };
+    const input = {
+      streamTag: this.#keys.streamTag,
+      seq: p.seq,
+      flags: signed ? p.flags | DataFlag.Signed : p.flags,
+      plaintext,
+      trailer: p.trailer,
+    };
+    const aead = this.#aeadFor(p.seq);
+    p.frame = aead instanceof Promise
+      ? aead.then((a) => sealData(a, input))
+      : sealData(aead, input);
+    p.frame.catch(() => {}); // failures surface in #drive
+    p.plaintext = undefined;
+  }
+
+  /** The data key of `seq`'s key index: the stream moves to a new key every 2^24 frames. */
+  #aeadFor(seq: bigint): Aead | Promise<Aead> {
+    const index = keyIndexOf(seq);
+    if (index !== this.#aead.index) {
+      const crypto = this.#conn.crypto;
+      const key = this.#session.dataKey(crypto, this.epoch, GENERATION, index);
+      this.#aead = { index, aead: crypto.aesGcm(key) };
+    }
+    return this.#aead.aead;
   }
 
   async #drive(): Promise<void> {
@@ -442,7 +554,15 @@ export class Producer<T = Uint8Array> {
         this.#reconnecting === undefined
       ) {
         const head = this.#inflight[0]!;
-        const frame = await head.frame;
+        // The last frame pending, and the connection is ready for it: it closes its segment.
+        if (head.frame === undefined) this.#sealPending(head, true);
+        const frame = await head.frame!;
+        // Segments are hashed and signed in seq order, here, on the one path every frame takes.
+        if (head.trailer === 0) this.#segment.add(frame, head.seq);
+        else {
+          const at = frame.length - head.trailer;
+          frame.set(await this.#segment.close(frame.subarray(0, at), head.seq), at);
+        }
         // Retained before writing: if this write is lost with the connection, the
         // reconnect resends it.
         this.#inflight.shift();

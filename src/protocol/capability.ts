@@ -12,25 +12,30 @@
 import { abytes, aint, concat, readU32BE, writeU32BE } from "../bytes.ts";
 import type { CryptoProvider, Signer } from "../crypto/types.ts";
 import {
-  EPOCH_LENGTH,
+  generationSecret,
+  MAX_GENERATION,
   SESSION_ID_LENGTH,
-  SESSION_KEY_LENGTH,
   type SessionKeys,
+  streamDataKey,
   streamTag,
-} from "./session.ts";
+  type WriteSecret,
+} from "./keys.ts";
+
+export {
+  FRAMES_PER_KEY,
+  generationSecret,
+  keyIndexOf,
+  MAX_GENERATION,
+  streamDataKey,
+  type WriteSecret,
+} from "./keys.ts";
 import { decodeToken, encodeToken } from "./_token.ts";
 
 /** Prefix of a read token. */
 export const READ_TOKEN_PREFIX = "hydra2r_";
-/** Frames sealed under one data key before the next key index (AES-GCM usage bound). */
-export const FRAMES_PER_KEY: number = 2 ** 24;
-/** The highest generation number. */
-export const MAX_GENERATION: number = 0xffffffff;
 
 const enc = new TextEncoder();
-const READ_INFO = enc.encode("hydra/2 read");
 const READER_INFO = enc.encode("hydra/2 reader");
-const DATA_INFO = enc.encode("hydra/2 data");
 const GRANT_LABEL = enc.encode("hydra/2 grant\0");
 const SECRET_LENGTH = 32;
 const KEY_LENGTH = 32;
@@ -41,85 +46,6 @@ function u32(n: number): Uint8Array {
   const b = new Uint8Array(4);
   writeU32BE(b, 0, n);
   return b;
-}
-
-/** The write secret a read capability derives from: a session's id and key. */
-export interface WriteSecret {
-  /** The 64-byte session id. */
-  readonly id: Uint8Array;
-  /** The 32-byte session key. */
-  readonly key: Uint8Array;
-}
-
-/**
- * The generation secret `G_g = HKDF(key, id, "hydra/2 read" ‖ u32 g, 32)`.
- * @param crypto The primitives.
- * @param session The session's id and key.
- * @param generation The generation, 0 to 2^32 − 1.
- * @returns 32 bytes.
- * @throws {RangeError} for a generation out of range.
- * @example
- * ```ts
- * import { generationSecret } from "./capability.ts";
- * import { nobleCrypto } from "../crypto/noble.ts";
- * const s = { id: new Uint8Array(64), key: new Uint8Array(32) };
- * generationSecret(nobleCrypto, s, 0).length; // 32
- * ```
- */
-export function generationSecret(
-  crypto: CryptoProvider,
-  session: WriteSecret,
-  generation: number,
-): Uint8Array {
-  aint(generation, 0, MAX_GENERATION, "generation");
-  const id = abytes(session.id, SESSION_ID_LENGTH, "id");
-  const key = abytes(session.key, SESSION_KEY_LENGTH, "key");
-  return crypto.hkdf(key, id, concat([READ_INFO, u32(generation)]), SECRET_LENGTH);
-}
-
-/**
- * The data key of stream `epoch`, key index `k`, under generation secret `G_g`:
- * `HKDF(G_g, id ‖ epoch, "hydra/2 data" ‖ u32 k, 32)`. Frame `seq` uses key index
- * `floor(seq / FRAMES_PER_KEY)`.
- * @param crypto The primitives.
- * @param secret The generation secret.
- * @param id The 64-byte session id.
- * @param epoch The stream's 16-byte epoch.
- * @param keyIndex The key index.
- * @returns The 32-byte AES-256-GCM key.
- * @example
- * ```ts
- * import { streamDataKey } from "./capability.ts";
- * import { nobleCrypto } from "../crypto/noble.ts";
- * streamDataKey(nobleCrypto, new Uint8Array(32), new Uint8Array(64), new Uint8Array(16), 0).length; // 32
- * ```
- */
-export function streamDataKey(
-  crypto: CryptoProvider,
-  secret: Uint8Array,
-  id: Uint8Array,
-  epoch: Uint8Array,
-  keyIndex: number,
-): Uint8Array {
-  abytes(secret, SECRET_LENGTH, "secret");
-  abytes(id, SESSION_ID_LENGTH, "id");
-  abytes(epoch, EPOCH_LENGTH, "epoch");
-  aint(keyIndex, 0, MAX_GENERATION, "keyIndex");
-  return crypto.hkdf(secret, concat([id, epoch]), concat([DATA_INFO, u32(keyIndex)]), KEY_LENGTH);
-}
-
-/**
- * The key index of a frame's seq.
- * @param seq The seq.
- * @returns `floor(seq / FRAMES_PER_KEY)`.
- * @example
- * ```ts
- * import { keyIndexOf } from "./capability.ts";
- * keyIndexOf(2n ** 24n); // 1
- * ```
- */
-export function keyIndexOf(seq: bigint): number {
-  return Number(seq / BigInt(FRAMES_PER_KEY));
 }
 
 /**
@@ -324,13 +250,34 @@ export class ReadCapability {
   }
 
   /**
+   * Whether this capability reads streams of a generation: only its own.
+   * @param generation The stream's generation.
+   * @returns Whether it does.
+   */
+  canRead(generation: number): boolean {
+    return generation === this.#generation;
+  }
+
+  /**
    * A data key of one stream of this generation.
    * @param crypto The primitives.
    * @param epoch The stream's epoch.
+   * @param generation The stream's generation: this capability's own.
    * @param keyIndex The key index (see {@link keyIndexOf}).
    * @returns The 32-byte key.
+   * @throws {RangeError} for another generation (its key cannot be derived from this one).
    */
-  dataKey(crypto: CryptoProvider, epoch: Uint8Array, keyIndex: number): Uint8Array {
+  dataKey(
+    crypto: CryptoProvider,
+    epoch: Uint8Array,
+    generation: number,
+    keyIndex: number,
+  ): Uint8Array {
+    if (!this.canRead(generation)) {
+      throw new RangeError(
+        `a read capability of generation ${this.#generation} cannot read generation ${generation}`,
+      );
+    }
     return streamDataKey(crypto, this.#secret, this.#id, epoch, keyIndex);
   }
 

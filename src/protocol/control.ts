@@ -10,7 +10,7 @@
 
 import { abytes, concat } from "../bytes.ts";
 import { type ErrorCode, RelayError } from "../errors.ts";
-import { bad, MAX_REASON, Reader, text, u16, u64, u8 } from "./_codec.ts";
+import { bad, MAX_REASON, Reader, text, u16, u32, u64, u8 } from "./_codec.ts";
 import { Role } from "./join.ts";
 import { MAX_JOIN_OPTIONS } from "./join_options.ts";
 import { EPOCH_LENGTH, STREAM_TAG_LENGTH } from "./session.ts";
@@ -42,9 +42,9 @@ function role(r: number, what: string): Role {
 }
 
 /** Protocol version carried by both handshake payloads. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** The Noise prologue: binds the protocol name into the handshake hash. */
-export const PROLOGUE: Uint8Array = new TextEncoder().encode("hydra/1");
+export const PROLOGUE: Uint8Array = new TextEncoder().encode("hydra/2");
 /** Largest control message plaintext (bytes). */
 export const MAX_CONTROL = 4096;
 
@@ -85,12 +85,13 @@ export const WireError: Readonly<Record<number, ErrorCode>> = {
   7: "slow-consumer",
   8: "unsupported",
   9: "going-away",
+  10: "revoked",
 };
 
 /**
  * The wire number of an error code (`protocol-error` for codes that never travel).
  * @param code A {@link RelayError} code.
- * @returns 1..9.
+ * @returns 1..10.
  * @example
  * ```ts
  * import { wireErrorOf } from "./control.ts";
@@ -200,6 +201,7 @@ export function encodeControl(m: ControlMessage): Uint8Array {
         tag(m.tag),
         abytes(m.epoch, EPOCH_LENGTH, "epoch"),
         u64(m.startedAt),
+        u32(m.generation),
         u64(m.firstSeq),
         abytes(m.signature, 64, "signature"),
       ]);
@@ -264,6 +266,7 @@ export function decodeControl(bytes: Uint8Array): ControlMessage {
         tag: r.take(STREAM_TAG_LENGTH),
         epoch: r.take(EPOCH_LENGTH),
         startedAt: r.u64(),
+        generation: r.u32(),
         firstSeq: r.u64(),
         signature: r.take(64),
       };

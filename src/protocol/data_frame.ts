@@ -5,7 +5,7 @@
  *
  *     offset  0  u32 BE body length
  *             4  u8  type = 0x03
- *             5  u8  flags (END = 0x01, BATCH = 0x02, other bits 0)
+ *             5  u8  flags (END = 0x01, BATCH = 0x02, SIGNED = 0x04, other bits 0)
  *             6  8   stream tag
  *            14  u64 BE seq
  *            22  AES-256-GCM ciphertext ‖ 16-byte tag
@@ -13,7 +13,8 @@
  * The AAD is bytes 4..22 (type, flags, tag, seq), so none of them can be changed without
  * detection; the nonce is 4 zero bytes ‖ seq, unique because each producer stream has its
  * own key (fresh epoch) and seq never repeats within it. The plaintext of a BATCH frame is
- * `(u32 BE length ‖ message)*`.
+ * `(u32 BE length ‖ message)*`. A SIGNED frame closes a segment: after its AEAD output comes the
+ * producer's segment trailer (segment.ts), outside the AEAD and counted by the length prefix.
  */
 
 import { abytes, readU32BE, readU64BE, writeU32BE, writeU64BE } from "../bytes.ts";
@@ -28,9 +29,13 @@ export const DataFlag = {
   End: 0x01,
   /** The plaintext holds several length-prefixed messages. */
   Batch: 0x02,
+  /** The frame closes a segment: the producer's signature trailer follows (segment.ts). */
+  Signed: 0x04,
 } as const;
 
-const KNOWN_FLAGS = DataFlag.End | DataFlag.Batch;
+const KNOWN_FLAGS = DataFlag.End | DataFlag.Batch | DataFlag.Signed;
+/** The shortest trailer (a segment of one frame). */
+const MIN_TRAILER = 66;
 
 /** Bytes of a data frame before the ciphertext, outer header included. */
 export const DATA_HEADER: number = FRAME_HEADER + 1 + STREAM_TAG_LENGTH + 8;
@@ -62,6 +67,11 @@ export interface DataFrameInput {
   readonly flags: number;
   /** The message, or a {@link encodeBatch} result with the BATCH flag. */
   readonly plaintext: Uint8Array;
+  /**
+   * Bytes left after the AEAD output for a segment trailer (a SIGNED frame), counted by the
+   * length prefix; the caller fills them. Default 0.
+   */
+  readonly trailer?: number;
 }
 
 function nonceOf(seq: bigint): Uint8Array {
@@ -122,6 +132,9 @@ export function checkDataBody(buf: Uint8Array, at: number, length: number): numb
   if ((flags & ~KNOWN_FLAGS) !== 0) {
     throw new RelayError("protocol-error", `data frame has unknown flags 0x${flags.toString(16)}`);
   }
+  if ((flags & DataFlag.Signed) !== 0 && length < MIN_DATA_BODY + MIN_TRAILER) {
+    throw new RelayError("protocol-error", `signed data frame of ${length} bytes is too short`);
+  }
   return flags;
 }
 
@@ -145,12 +158,19 @@ export async function sealData(aead: Aead, input: DataFrameInput): Promise<Uint8
   if ((input.flags & ~KNOWN_FLAGS) !== 0) {
     throw new RangeError(`unknown data flags 0x${input.flags.toString(16)}`);
   }
+  const trailer = input.trailer ?? 0;
+  if (
+    trailer < 0 || !Number.isInteger(trailer) ||
+    (trailer > 0) !== ((input.flags & DataFlag.Signed) !== 0)
+  ) {
+    throw new RangeError("a trailer goes with the SIGNED flag, and the SIGNED flag with a trailer");
+  }
   const header = new Uint8Array(DATA_HEADER);
   writeFrameHeader(
     header,
     0,
     FrameType.Data,
-    DATA_HEADER - FRAME_HEADER + input.plaintext.length + TAG_LENGTH,
+    DATA_HEADER - FRAME_HEADER + input.plaintext.length + TAG_LENGTH + trailer,
   );
   header[FRAME_HEADER] = input.flags;
   header.set(input.streamTag, FRAME_HEADER + 1);
@@ -163,13 +183,16 @@ export async function sealData(aead: Aead, input: DataFrameInput): Promise<Uint8
     header.subarray(4),
     DATA_HEADER,
   );
-  if (sealed.length === DATA_HEADER + input.plaintext.length + TAG_LENGTH) {
+  if (trailer === 0 && sealed.length === DATA_HEADER + input.plaintext.length + TAG_LENGTH) {
     sealed.set(header);
     return sealed;
   }
-  const out = new Uint8Array(DATA_HEADER + sealed.length);
+  // A signed frame (room for its trailer) or an AEAD without headroom: one copy.
+  const headroom = sealed.length === DATA_HEADER + input.plaintext.length + TAG_LENGTH;
+  const body = headroom ? sealed.subarray(DATA_HEADER) : sealed;
+  const out = new Uint8Array(DATA_HEADER + body.length + trailer);
   out.set(header);
-  out.set(sealed, DATA_HEADER);
+  out.set(body, DATA_HEADER);
   return out;
 }
 

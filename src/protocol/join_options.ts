@@ -4,8 +4,8 @@
  * signs — a consumer's slow-consumer policy and its resume point.
  */
 
-import { abytes, concat, readU64BE } from "../bytes.ts";
-import { bad, Reader, u64 } from "./_codec.ts";
+import { abytes, concat, readU32BE, readU64BE } from "../bytes.ts";
+import { bad, Reader, u32, u64 } from "./_codec.ts";
 import { EPOCH_LENGTH } from "./session.ts";
 
 /** Largest join options block (bytes). */
@@ -30,11 +30,21 @@ export interface JoinOptions {
   readonly policy?: PolicyName;
   /** A consumer's resume point: the stream's epoch and the next seq it needs. */
   readonly resume?: { readonly epoch: Uint8Array; readonly nextSeq: bigint };
+  /**
+   * A reader's credentials (docs/CAPABILITIES.md "Joins"): its generation, its reader key (the
+   * proof is signed by it, not by the route id's key) and the writer's grant over that key.
+   */
+  readonly reader?: {
+    readonly generation: number;
+    readonly readerKey: Uint8Array;
+    readonly grant: Uint8Array;
+  };
 }
 
 /**
  * Encodes join options as TLV: `(u8 type ‖ u8 length ‖ value)*`, type 1 = policy (u8),
- * type 2 = resume (epoch[16] ‖ u64 next seq).
+ * type 2 = resume (epoch[16] ‖ u64 next seq), type 3 = reader (u32 generation ‖ reader key[32]
+ * ‖ grant[64]).
  * @param o The options.
  * @returns The block.
  * @example
@@ -57,6 +67,14 @@ export function encodeJoinOptions(o: JoinOptions): Uint8Array {
       u64(o.resume.nextSeq),
     );
   }
+  if (o.reader !== undefined) {
+    parts.push(
+      new Uint8Array([3, 100]),
+      u32(o.reader.generation),
+      abytes(o.reader.readerKey, 32, "reader.readerKey"),
+      abytes(o.reader.grant, 64, "reader.grant"),
+    );
+  }
   return concat(parts);
 }
 
@@ -76,6 +94,7 @@ export function decodeJoinOptions(bytes: Uint8Array): JoinOptions {
   const r = new Reader(bytes, "join options");
   let policy: PolicyName | undefined;
   let resume: JoinOptions["resume"];
+  let reader: JoinOptions["reader"];
   let left = bytes.length;
   while (left > 0) {
     const type = r.u8();
@@ -88,10 +107,18 @@ export function decodeJoinOptions(bytes: Uint8Array): JoinOptions {
     } else if (type === 2) {
       if (value.length !== 24) throw bad("join options");
       resume = { epoch: value.subarray(0, 16), nextSeq: readU64BE(value, 16) };
+    } else if (type === 3) {
+      if (value.length !== 100) throw bad("join options");
+      reader = {
+        generation: readU32BE(value, 0),
+        readerKey: value.subarray(4, 36),
+        grant: value.subarray(36, 100),
+      };
     }
   }
   return {
     ...(policy === undefined ? {} : { policy }),
     ...(resume === undefined ? {} : { resume }),
+    ...(reader === undefined ? {} : { reader }),
   };
 }

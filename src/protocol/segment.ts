@@ -23,6 +23,11 @@ import { EPOCH_LENGTH } from "./session.ts";
 export const SIGNED_FLAG = 0x04;
 /** The most frames one segment may cover: a consumer holds at most this many unverified. */
 export const SEGMENT_MAX_FRAMES = 256;
+/**
+ * The most bytes of frames a consumer holds unverified (an honest producer closes a segment once
+ * its frames carry 256 KiB of plaintext, so its unsigned frames stay below this).
+ */
+export const OPEN_SEGMENT_MAX_BYTES: number = 320 * 1024;
 /** Bytes of an Ed25519 signature. */
 export const SIGNATURE_LENGTH = 64;
 /** Bytes of one frame hash in a trailer. */
@@ -287,6 +292,7 @@ export class SegmentVerifier {
   readonly #cache: SignatureCache;
   #hashes: Uint8Array[] = [];
   #first: bigint | undefined;
+  #bytes = 0;
 
   /**
    * @param crypto The primitives.
@@ -321,6 +327,7 @@ export class SegmentVerifier {
     const first = this.#first;
     this.#hashes = [];
     this.#first = undefined;
+    this.#bytes = 0;
     return first;
   }
 
@@ -328,10 +335,13 @@ export class SegmentVerifier {
    * A frame without a trailer.
    * @param frame The frame as on the wire.
    * @param seq Its seq (the caller checked it is the next one).
-   * @returns `false` when no segment may be that long: the stream is being tampered with.
+   * @returns `false` when no segment may be that long (in frames, or in bytes held: see
+   *   {@link OPEN_SEGMENT_MAX_BYTES}): the stream is being tampered with.
    */
   add(frame: Uint8Array, seq: bigint): boolean {
     if (this.#hashes.length + 1 >= SEGMENT_MAX_FRAMES) return false;
+    if (this.#bytes + frame.length > OPEN_SEGMENT_MAX_BYTES) return false;
+    this.#bytes += frame.length;
     if (this.#first === undefined) this.#first = seq;
     this.#hashes.push(this.#crypto.sha256(frame));
     return true;
@@ -351,6 +361,7 @@ export class SegmentVerifier {
     const first = this.#first;
     this.#hashes = [];
     this.#first = undefined;
+    this.#bytes = 0;
     const t = readTrailer(frame, minimum);
     if (t === undefined || held.length > t.count - 1) return false;
     if (first !== undefined && first + BigInt(held.length) !== seq) return false;

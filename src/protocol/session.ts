@@ -8,30 +8,38 @@
  *   key is the **route id**, the only thing the relay learns about the session;
  * - stream tag = SHA-256("hydra/1 stream tag" ‖ route id)[0..8]: computable from the route
  *   id alone, so the relay can route data frames it cannot read;
- * - data key = HKDF(salt = id ‖ epoch, info = "hydra/1 data", 32) per producer stream,
- *   with a fresh random 16-byte epoch, so no key is reused across producer restarts.
+ * - data keys (keys.ts) derive from a read-capability generation's secret, the stream's fresh
+ *   random 16-byte epoch and a key index, so no key is reused across producer restarts and a
+ *   reader of one generation reads no other (docs/CAPABILITIES.md).
  */
 
 import { abytes, concat } from "../bytes.ts";
 import type { CryptoProvider, Signer } from "../crypto/types.ts";
 import { secureRandom } from "../crypto/_checks.ts";
 import { decodeToken, encodeToken } from "./_token.ts";
+import { ReadCapability } from "./capability.ts";
+import {
+  generationSecret,
+  SESSION_ID_LENGTH,
+  SESSION_KEY_LENGTH,
+  type SessionKeys,
+  streamDataKey,
+  streamTag,
+} from "./keys.ts";
 
-/** Session id length (bytes). */
-export const SESSION_ID_LENGTH = 64;
-/** Session key length (bytes). */
-export const SESSION_KEY_LENGTH = 32;
-/** Producer stream epoch length (bytes). */
-export const EPOCH_LENGTH = 16;
-/** Stream tag length (bytes). */
-export const STREAM_TAG_LENGTH = 8;
+export type { SessionKeys } from "./keys.ts";
+export {
+  EPOCH_LENGTH,
+  SESSION_ID_LENGTH,
+  SESSION_KEY_LENGTH,
+  STREAM_TAG_LENGTH,
+  streamTag,
+} from "./keys.ts";
 /** Prefix of the printable token form. */
 export const TOKEN_PREFIX = "hydra1_";
 
 const enc = new TextEncoder();
 const AUTH_INFO = enc.encode("hydra/1 auth");
-const DATA_INFO = enc.encode("hydra/1 data");
-const TAG_LABEL = enc.encode("hydra/1 stream tag");
 const TOKEN_BODY = SESSION_ID_LENGTH + SESSION_KEY_LENGTH;
 
 /**
@@ -121,14 +129,38 @@ export class Session {
   }
 
   /**
-   * The data key of one producer stream.
+   * The read token of this session for consumers who may read but never write
+   * (docs/CAPABILITIES.md): it joins, decrypts and verifies streams of one generation, and can
+   * never produce or sign.
+   * @param crypto The primitives (the grant is a signature by this session's writer key).
+   * @param generation The read-capability generation (default 0).
+   * @returns The read capability; `.token()` is its printable form.
+   */
+  readOnly(crypto: CryptoProvider, generation = 0): Promise<ReadCapability> {
+    return ReadCapability.mint(crypto, this, generation);
+  }
+
+  /**
+   * Whether this session reads streams of a generation: a write capability reads them all.
+   * @param _generation The stream's generation.
+   * @returns `true`.
+   */
+  canRead(_generation: number): boolean {
+    return true;
+  }
+
+  /**
+   * A data key of one producer stream: the key readers of `generation` derive too
+   * (docs/PROTOCOL.md §1).
    * @param crypto The primitives.
    * @param epoch The stream's 16-byte epoch.
+   * @param generation The stream's read-capability generation (default 0).
+   * @param keyIndex The key index, `floor(seq / 2^24)` (default 0).
    * @returns The 32-byte AES-256-GCM key.
    */
-  dataKey(crypto: CryptoProvider, epoch: Uint8Array): Uint8Array {
-    abytes(epoch, EPOCH_LENGTH, "epoch");
-    return crypto.hkdf(this.#key, concat([this.#id, epoch]), DATA_INFO, 32);
+  dataKey(crypto: CryptoProvider, epoch: Uint8Array, generation = 0, keyIndex = 0): Uint8Array {
+    const secret = generationSecret(crypto, { id: this.#id, key: this.#key }, generation);
+    return streamDataKey(crypto, secret, this.#id, epoch, keyIndex);
   }
 
   /** Never the secret: `Session(<redacted>)`. */
@@ -140,32 +172,4 @@ export class Session {
   toJSON(): string {
     return this.toString();
   }
-}
-
-/** What {@link Session.keys} derives. */
-export interface SessionKeys {
-  /** Ed25519 public key of the auth key pair: the session's name at the relay. */
-  readonly routeId: Uint8Array;
-  /** 8 bytes carried by every data frame of the session. */
-  readonly streamTag: Uint8Array;
-  /** Signs join proofs. */
-  readonly signer: Signer;
-}
-
-/**
- * The stream tag of a route id: what the relay computes to route data frames.
- *
- * @param crypto The primitives.
- * @param routeId The 32-byte route id.
- * @returns 8 bytes.
- * @example
- * ```ts
- * import { streamTag } from "./session.ts";
- * import { nobleCrypto } from "../crypto/noble.ts";
- * streamTag(nobleCrypto, new Uint8Array(32)).length; // 8
- * ```
- */
-export function streamTag(crypto: CryptoProvider, routeId: Uint8Array): Uint8Array {
-  abytes(routeId, 32, "routeId");
-  return crypto.sha256(concat([TAG_LABEL, routeId])).slice(0, STREAM_TAG_LENGTH);
 }

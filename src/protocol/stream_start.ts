@@ -1,16 +1,17 @@
 /**
  * @module
  * STREAM-START (docs/PROTOCOL.md §6.1): a producer's signed announcement of a stream — its
- * epoch, when it began and where it continues. Relays and consumers verify the signature with
- * the route id, so no one without the session key can start a stream.
+ * epoch, its generation (which read capabilities may read it), when it began and where it
+ * continues. Relays and consumers verify the signature with the route id, so no one without the
+ * session key — no reader, no relay — can start a stream.
  */
 
 import { abytes, concat } from "../bytes.ts";
 import type { CryptoProvider, Signer } from "../crypto/types.ts";
-import { u64 } from "./_codec.ts";
+import { u32, u64 } from "./_codec.ts";
 import { EPOCH_LENGTH } from "./session.ts";
 
-const STREAM_LABEL = new TextEncoder().encode("hydra/1 stream\0");
+const STREAM_LABEL = new TextEncoder().encode("hydra/2 stream\0");
 
 /** A producer stream's announcement. */
 export interface StreamStart {
@@ -20,6 +21,8 @@ export interface StreamStart {
   readonly epoch: Uint8Array;
   /** Producer's clock when the stream began (ms since the Unix epoch). */
   readonly startedAt: bigint;
+  /** The read capability generation whose holders may read it (docs/CAPABILITIES.md). */
+  readonly generation: number;
   /** Producer → relay: first seq it sends. Relay → consumer: first seq it will deliver. */
   readonly firstSeq: bigint;
   /** Ed25519 signature by the session's auth key over {@link streamStartMessage}. */
@@ -28,27 +31,27 @@ export interface StreamStart {
 
 /**
  * The bytes a STREAM-START signature covers:
- * `"hydra/1 stream\0" ‖ route id ‖ epoch ‖ u64 startedAt`.
+ * `"hydra/2 stream\0" ‖ route id ‖ epoch ‖ u64 startedAt ‖ u32 generation`.
  * @param routeId The session's route id.
- * @param epoch The stream epoch.
- * @param startedAt Milliseconds since the Unix epoch.
+ * @param start Epoch, start time (ms since the Unix epoch) and generation.
  * @returns The message to sign.
  * @example
  * ```ts
  * import { streamStartMessage } from "./stream_start.ts";
- * streamStartMessage(new Uint8Array(32), new Uint8Array(16), 0n).length; // 15 + 32 + 16 + 8
+ * const start = { epoch: new Uint8Array(16), startedAt: 0n, generation: 0 };
+ * streamStartMessage(new Uint8Array(32), start).length; // 15 + 32 + 16 + 8 + 4
  * ```
  */
 export function streamStartMessage(
   routeId: Uint8Array,
-  epoch: Uint8Array,
-  startedAt: bigint,
+  start: { readonly epoch: Uint8Array; readonly startedAt: bigint; readonly generation: number },
 ): Uint8Array {
   return concat([
     STREAM_LABEL,
     abytes(routeId, 32, "routeId"),
-    abytes(epoch, EPOCH_LENGTH, "epoch"),
-    u64(startedAt),
+    abytes(start.epoch, EPOCH_LENGTH, "epoch"),
+    u64(start.startedAt),
+    u32(start.generation),
   ]);
 }
 
@@ -56,7 +59,7 @@ export function streamStartMessage(
  * Signs a stream start (producer side).
  * @param signer The session's auth signer.
  * @param routeId The session's route id.
- * @param start Epoch and start time.
+ * @param start Epoch, start time and generation.
  * @returns The signature.
  * @example
  * ```ts
@@ -64,15 +67,15 @@ export function streamStartMessage(
  * import { Session } from "./session.ts";
  * import { nobleCrypto } from "../crypto/noble.ts";
  * const { signer, routeId } = await Session.generate(nobleCrypto).keys(nobleCrypto);
- * await signStreamStart(signer, routeId, { epoch: new Uint8Array(16), startedAt: 1n });
+ * await signStreamStart(signer, routeId, { epoch: new Uint8Array(16), startedAt: 1n, generation: 0 });
  * ```
  */
 export function signStreamStart(
   signer: Signer,
   routeId: Uint8Array,
-  start: { readonly epoch: Uint8Array; readonly startedAt: bigint },
+  start: { readonly epoch: Uint8Array; readonly startedAt: bigint; readonly generation: number },
 ): Promise<Uint8Array> {
-  return signer.sign(streamStartMessage(routeId, start.epoch, start.startedAt));
+  return signer.sign(streamStartMessage(routeId, start));
 }
 
 /**
@@ -86,7 +89,7 @@ export function signStreamStart(
  * import { verifyStreamStart } from "./stream_start.ts";
  * import { nobleCrypto } from "../crypto/noble.ts";
  * const z = new Uint8Array(32);
- * await verifyStreamStart(nobleCrypto, z, { epoch: new Uint8Array(16), startedAt: 0n, signature: new Uint8Array(64) }); // false
+ * await verifyStreamStart(nobleCrypto, z, { epoch: new Uint8Array(16), startedAt: 0n, generation: 0, signature: new Uint8Array(64) }); // false
  * ```
  */
 export async function verifyStreamStart(
@@ -95,13 +98,14 @@ export async function verifyStreamStart(
   start: {
     readonly epoch: Uint8Array;
     readonly startedAt: bigint;
+    readonly generation: number;
     readonly signature: Uint8Array;
   },
 ): Promise<boolean> {
   try {
     return await crypto.ed25519Verify(
       routeId,
-      streamStartMessage(routeId, start.epoch, start.startedAt),
+      streamStartMessage(routeId, start),
       start.signature,
     );
   } catch {

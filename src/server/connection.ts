@@ -29,6 +29,7 @@ import {
   FrameDecoder,
   FrameType,
 } from "../protocol/framer.ts";
+import { verifyGrant } from "../protocol/capability.ts";
 import { Role, verifyJoin } from "../protocol/join.ts";
 import type { CipherState } from "../protocol/noise.ts";
 import { STREAM_TAG_LENGTH, streamTag } from "../protocol/session.ts";
@@ -481,15 +482,23 @@ export class ServerConnection implements SubscriberConn {
         throw new RelayError("protocol-error", "too many failed joins");
       }
     };
-    const ok = await verifyJoin(crypto, {
-      routeId: m.routeId,
-      handshakeHash: this.#hash!,
-      role: m.role,
-      options: m.options,
-      proof: m.proof,
-    });
-    if (!ok) return refuse("auth-failed", "authentication failed");
     const options = decodeJoinOptions(m.options);
+    // A reader proves its own key, which the writer (the route id) granted; a writer proves the
+    // route id's key. A read capability never produces (docs/CAPABILITIES.md "Joins").
+    const reader = options.reader;
+    if (reader !== undefined && m.role !== Role.Consumer) {
+      return refuse("auth-failed", "authentication failed");
+    }
+    const ok = (reader === undefined ||
+      await verifyGrant(crypto, m.routeId, reader.generation, reader.readerKey, reader.grant)) &&
+      await verifyJoin(crypto, {
+        routeId: reader?.readerKey ?? m.routeId,
+        handshakeHash: this.#hash!,
+        role: m.role,
+        options: m.options,
+        proof: m.proof,
+      });
+    if (!ok) return refuse("auth-failed", "authentication failed");
     if (this.#consumers.size + this.#producers.size >= limits.maxSessionsPerConnection) {
       return refuse(
         "limit-exceeded",

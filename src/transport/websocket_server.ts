@@ -27,7 +27,7 @@ export interface WebSocketListenOptions {
 }
 
 const WS_PACKAGE = "ws";
-const UPGRADE_REQUIRED = "this is a hydra/1 relay: connect with a WebSocket client\n";
+const UPGRADE_REQUIRED = "this is a hydra/2 relay: connect with a WebSocket client\n";
 
 /**
  * Listens for WebSocket clients on `addr` with the running runtime's HTTP server.

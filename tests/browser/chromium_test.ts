@@ -15,8 +15,14 @@ import { after, before, describe, test } from "node:test";
 import { tmpdir } from "node:os";
 import { Consumer } from "../../src/client/consumer.ts";
 import { Producer } from "../../src/client/producer.ts";
+import { nativeCrypto } from "../../src/crypto/native.ts";
+import { ControlKind } from "../../src/protocol/control.ts";
+import { sealData } from "../../src/protocol/data_frame.ts";
+import { Role } from "../../src/protocol/join.ts";
 import { Session } from "../../src/protocol/session.ts";
+import type { RelayOptions } from "../../src/server/options.ts";
 import { RelayServer } from "../../src/server/relay.ts";
+import { TAMPER, type Tamper } from "../../src/server/_tamper.ts";
 import { repoRoot } from "../_helpers.ts";
 import { runCli, selfRt, serveCli, waitForOutput } from "../cli/_run.ts";
 
@@ -55,17 +61,27 @@ interface Playwright {
 
 const bundle = join(repoRoot(), "npm", "dist", "hydra-relay.browser.js");
 
+function msg(i: number): Uint8Array {
+  return Uint8Array.from({ length: 24 }, (_, k) => (i * 13 + k) & 0xff);
+}
+
+function hex(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
 const CONSUMER_PAGE = `<!doctype html><meta charset="utf-8"><title>hydra consumer</title>
 <script type="module">
-import { Consumer, Session } from "/hydra-relay.browser.js";
+import { Consumer, ReadCapability, Session } from "/hydra-relay.browser.js";
 const q = new URLSearchParams(location.search);
+const token = q.get("token");
+const messages = [];
 try {
-  const consumer = await Consumer.connect(q.get("relay"), Session.fromToken(q.get("token")));
-  const messages = [];
+  const cap = token.startsWith("hydra2r_") ? ReadCapability.fromToken(token) : Session.fromToken(token);
+  const consumer = await Consumer.connect(q.get("relay"), cap, { reconnect: false });
   for await (const m of consumer) messages.push(Array.from(m, (b) => b.toString(16).padStart(2, "0")).join(""));
   window.hydraResult = { ok: true, messages, crypto: consumer.connection ? "ok" : "?" };
 } catch (e) {
-  window.hydraResult = { ok: false, error: String(e && e.stack || e) };
+  window.hydraResult = { ok: false, error: String(e && e.stack || e), code: e && e.code, messages };
 }
 </script>`;
 
@@ -113,7 +129,9 @@ function serveStatic(): Promise<{ server: Server; url: string }> {
   );
 }
 
-async function result(page: Page): Promise<{ ok: boolean; error?: string; messages?: string[] }> {
+async function result(
+  page: Page,
+): Promise<{ ok: boolean; error?: string; code?: string; messages?: string[] }> {
   await page.waitForFunction("window.hydraResult !== undefined", undefined, { timeout: 60_000 });
   return await page.evaluate("window.hydraResult");
 }
@@ -185,6 +203,73 @@ if (selfRt() !== "node") {
       );
       assert.deepEqual(got, lines);
       assert.deepEqual(await tcpGot, lines);
+    });
+
+    test("a browser consumer with a read token verifies the stream and refuses a reader's forgery", async () => {
+      const session = Session.generate();
+      const read = await session.readOnly(nativeCrypto());
+      const keys = await read.keys(nativeCrypto());
+      let forged: Uint8Array | undefined;
+      const consumers = new Set<number>();
+      // The relay run by a read-token holder: frame 10 to consumers becomes one it sealed.
+      const attacked = await RelayServer.listen({
+        port: 0,
+        websocket: { port: 0 },
+        logLevel: "off",
+        [TAMPER]: ((conn, out) => {
+          if (out.kind === "control" && out.message.kind === ControlKind.Joined) {
+            if (out.message.role === Role.Consumer) consumers.add(conn);
+            return [out];
+          }
+          if (!consumers.has(conn)) return [out];
+          if (out.kind === "control" && out.message.kind === ControlKind.StreamStart) {
+            const epoch = out.message.epoch.slice();
+            void nativeCrypto().aesGcm(read.dataKey(nativeCrypto(), epoch, 0, 0)).then((a) =>
+              sealData(a, { streamTag: keys.streamTag, seq: 10n, flags: 0, plaintext: msg(999) })
+            ).then((f) => (forged = f));
+          }
+          const seq = out.kind === "data"
+            ? new DataView(out.bytes.buffer, out.bytes.byteOffset).getBigUint64(14)
+            : -1n;
+          if (seq === 10n) return forged === undefined ? [] : [{ kind: "data", bytes: forged }];
+          return [out];
+        }) as Tamper,
+      } as RelayOptions);
+      try {
+        const ws = `127.0.0.1:${attacked.websocketAddr!.port}`;
+        const honest = await open(
+          `/consumer.html?relay=${relayWs}&token=${encodeURIComponent(read.token())}`,
+        );
+        const victim = await open(
+          `/consumer.html?relay=${ws}&token=${encodeURIComponent(read.token())}`,
+        );
+        await new Promise((r) => setTimeout(r, 500)); // both join before the producers
+        for (const r of [relay, attacked]) {
+          const p = await Producer.connect(r.addr, session, {
+            batchThreshold: 0,
+            segmentFrames: 1,
+          });
+          for (let i = 0; i < 30; i++) {
+            await p.broadcast(msg(i));
+            if (i === 5) await new Promise((s) => setTimeout(s, 50));
+          }
+          await p.close().catch(() => {});
+        }
+        const want = Array.from({ length: 30 }, (_, i) => hex(msg(i)));
+        const h = await result(honest);
+        assert.ok(h.ok, h.error);
+        assert.deepEqual(h.messages, want);
+        const v = await result(victim);
+        assert.equal(v.ok, false);
+        assert.equal(v.code, "tampered", v.error);
+        assert.deepEqual(
+          v.messages,
+          want.slice(0, 10),
+          "only the producer's frames, up to the forgery",
+        );
+      } finally {
+        await attacked.close({ drainMs: 100 });
+      }
     });
 
     test("the demo (serve --ws --demo): the page charts a stream; screenshot checked", async () => {

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { ReadCapability } from "../../src/protocol/capability.ts";
 import { Session } from "../../src/protocol/session.ts";
 import { cleanStop, finished, type Rt, runCli, selfRt, serveCli, startCli } from "./_run.ts";
 
@@ -68,6 +69,41 @@ describe(`hydra-relay CLI on ${rt}`, () => {
     const token = await keygen(rt);
     assert.match(token, /^hydra1_[A-Za-z0-9_-]{134}$/);
     Session.fromToken(token);
+  });
+
+  test("keygen --read-only makes a read token: sub reads with it, pub refuses it in one sentence", async () => {
+    const write = await keygen(rt);
+    const r = await runCli(rt, ["keygen", "--read-only", write]);
+    assert.equal(r.code, 0, r.stderr);
+    const read = new TextDecoder().decode(r.stdout).trim();
+    assert.match(read, /^hydra2r_[A-Za-z0-9_-]{267}$/);
+    ReadCapability.fromToken(read);
+    const relay = await serveCli(rt, ["--log-level", "warn"]);
+    try {
+      const common = ["--relay", relay.addr, "--relay-key", relay.key];
+      const refused = await runCli(rt, ["pub", "--token", read, ...common], {
+        stdin: new TextEncoder().encode("x\n"),
+      });
+      assert.equal(refused.code, 2);
+      assert.equal(refused.stderr.trim().split("\n").length, 1, refused.stderr);
+      assert.match(refused.stderr, /read token .* can only consume/);
+      const child = startCli(rt, ["sub", ...common], { env: { HYDRA_TOKEN: read } });
+      child.stdin!.end();
+      const reading = finished(child);
+      await new Promise((r) => setTimeout(r, 300));
+      const pub = await runCli(rt, ["pub", "--token", write, ...common], {
+        stdin: new TextEncoder().encode("a\nb\nc\n"),
+      });
+      assert.equal(pub.code, 0, pub.stderr);
+      const got = await reading;
+      assert.equal(got.code, 0, got.stderr);
+      assert.equal(new TextDecoder().decode(got.stdout), "a\nb\nc\n");
+    } finally {
+      await relay.stop();
+    }
+    const bad = await runCli(rt, ["keygen", "--read-only", "hydra1_nope"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--read-only: session token/);
   });
 
   test("keygen | pub → relay → sub round-trips a 10 MiB file byte-exact", async () => {

@@ -5,6 +5,9 @@
  */
 
 import { Buffer } from "node:buffer";
+import { ControlKind } from "../../src/protocol/control.ts";
+import { Role } from "../../src/protocol/join.ts";
+import type { Outbound, Tamper } from "../../src/server/_tamper.ts";
 import { RelayServer } from "../../src/server/relay.ts";
 import type { RelayOptions } from "../../src/server/options.ts";
 import type { Addr, Conn, Listener, Transport } from "../../src/transport/types.ts";
@@ -245,5 +248,23 @@ export function freezableTransport(
     release() {
       for (const c of held) c.close();
     },
+  };
+}
+
+/**
+ * The attack on consumer connections only: `attack(out)` sees every frame the relay sends
+ * to a connection that joined as a consumer and returns what is sent instead.
+ */
+export function onConsumers(attack: (out: Outbound, conn: number) => Outbound[]): Tamper {
+  const consumers = new Set<number>();
+  return (conn, out) => {
+    if (
+      out.kind === "control" && out.message.kind === ControlKind.Joined &&
+      out.message.role === Role.Consumer
+    ) {
+      consumers.add(conn);
+      return [out];
+    }
+    return consumers.has(conn) ? attack(out, conn) : [out];
   };
 }

@@ -23,7 +23,7 @@ import { DataFlag } from "../../src/protocol/data_frame.ts";
 import { encodeFrame, FrameType } from "../../src/protocol/framer.ts";
 import { Role } from "../../src/protocol/join.ts";
 import { NoiseHandshake } from "../../src/protocol/noise.ts";
-import { PROLOGUE } from "../../src/protocol/control.ts";
+import { PROLOGUE, PROTOCOL_VERSION } from "../../src/protocol/control.ts";
 import { Session } from "../../src/protocol/session.ts";
 import { defaultTransport } from "../../src/transport/default.ts";
 import { parseAddr } from "../../src/transport/addr.ts";
@@ -244,7 +244,9 @@ async function garbage(r: Rand, t: Transport, addr: Addr, count: Count): Promise
 /** A valid first handshake message, mutated. */
 async function mutatedHandshake(r: Rand, t: Transport, addr: Addr, count: Count): Promise<void> {
   const noise = new NoiseHandshake(crypto, { pattern: "NX", initiator: true, prologue: PROLOGUE });
-  const m1 = await noise.writeMessage(new Uint8Array([r.chance(0.8) ? 1 : r.int(256)]));
+  const m1 = await noise.writeMessage(
+    new Uint8Array([r.chance(0.8) ? PROTOCOL_VERSION : r.int(256)]),
+  );
   const frame = encodeFrame(FrameType.Handshake, m1);
   const conn = await t.connect(addr);
   try {

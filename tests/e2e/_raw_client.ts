@@ -11,7 +11,10 @@ import {
   decodeControl,
   decodeHello,
   encodeControl,
+  encodeJoinOptions,
+  type JoinOptions,
   PROLOGUE,
+  PROTOCOL_VERSION,
   type RelayHello,
   signStreamStart,
 } from "../../src/protocol/control.ts";
@@ -65,8 +68,12 @@ export class RawClient {
     this.#decoder = decoder;
   }
 
-  /** Connects and completes the handshake (version byte `version`, default 1). */
-  static async connect(t: Transport, addr: Addr, version = 1): Promise<RawClient> {
+  /** Connects and completes the handshake (version byte `version`, default the current one). */
+  static async connect(
+    t: Transport,
+    addr: Addr,
+    version: number = PROTOCOL_VERSION,
+  ): Promise<RawClient> {
     const conn = await t.connect(addr);
     const noise = new NoiseHandshake(crypto, {
       pattern: "NX",
@@ -119,6 +126,31 @@ export class RawClient {
   }
 
   /**
+   * Joins with whatever keys and options are given (a proof signed by `keys.signer`, claiming
+   * `keys.routeId`) and returns the relay's answer: JOINED or ERROR.
+   */
+  async joinWithKeys(
+    keys: SessionKeys,
+    role: Role,
+    options: JoinOptions,
+  ): Promise<ControlMessage> {
+    const bytes = encodeJoinOptions(options);
+    const proof = await signJoin(keys.signer, { handshakeHash: this.hash, role, options: bytes });
+    await this.control({
+      kind: ControlKind.Join,
+      role,
+      routeId: keys.routeId,
+      options: bytes,
+      proof,
+    });
+    for (;;) {
+      const r = await this.next();
+      if (r === null) throw new Error("the relay closed the connection");
+      if (r.kind === "control" && r.message.kind !== ControlKind.Pong) return r.message;
+    }
+  }
+
+  /**
    * Joins as the producer of `session` (without waiting for JOINED) and announces a stream.
    * @returns The session keys and a sealer for the stream's data frames.
    */
@@ -130,12 +162,17 @@ export class RawClient {
     await this.control(await this.joinMessage(session, Role.Producer));
     const epoch = crypto.randomBytes(16);
     const startedAt = BigInt(Date.now());
-    const signature = await signStreamStart(keys.signer, keys.routeId, { epoch, startedAt });
+    const signature = await signStreamStart(keys.signer, keys.routeId, {
+      epoch,
+      startedAt,
+      generation: 0,
+    });
     await this.control({
       kind: ControlKind.StreamStart,
       tag: keys.streamTag,
       epoch,
       startedAt,
+      generation: 0,
       firstSeq: 0n,
       signature,
     });

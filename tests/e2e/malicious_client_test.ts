@@ -175,14 +175,16 @@ for (const setup of memoryAndNativeTcp()) {
         });
       }
 
-      test("an unknown protocol version gets a refusing hello saying so", async () => {
-        await attacked(setup, async (relay) => {
-          const c = await RawClient.connect(t, relay.addr, 2);
-          assert.equal(WireError[c.hello.status], "unsupported");
-          assert.match(c.hello.message, /hydra\/1 only/);
-          assert.equal(await c.next(), null);
-          c.close();
-        });
+      test("a hydra/1 client, or any other version, gets a refusing hello saying so", async () => {
+        for (const version of [1, 3, 255]) {
+          await attacked(setup, async (relay) => {
+            const c = await RawClient.connect(t, relay.addr, version);
+            assert.equal(WireError[c.hello.status], "unsupported");
+            assert.match(c.hello.message, /hydra\/2 only/);
+            assert.equal(await c.next(), null);
+            c.close();
+          });
+        }
       });
     });
 
@@ -260,6 +262,7 @@ for (const setup of memoryAndNativeTcp()) {
               tag: new Uint8Array(8),
               epoch: new Uint8Array(16),
               startedAt: 0n,
+              generation: 0,
               firstSeq: 0n,
               signature: new Uint8Array(64),
             }),
@@ -411,6 +414,7 @@ for (const setup of memoryAndNativeTcp()) {
               tag: p.keys.streamTag,
               epoch: new Uint8Array(16),
               startedAt: 1n,
+              generation: 0,
               firstSeq: 0n,
               signature: new Uint8Array(64),
             }),
@@ -465,6 +469,7 @@ for (const setup of memoryAndNativeTcp()) {
               tag,
               epoch: new Uint8Array(16),
               startedAt: 0n,
+              generation: 0,
               firstSeq: 0n,
               signature: new Uint8Array(64),
             }) as Promise<void>,

@@ -24,7 +24,7 @@ import { type Outbound, TAMPER, type Tamper } from "../../src/server/_tamper.ts"
 import { RelayServer } from "../../src/server/relay.ts";
 import type { RelayOptions } from "../../src/server/options.ts";
 import { cleanupTemp, sleep, within } from "../_helpers.ts";
-import { memoryAndNativeTcp, type Setup } from "./_fixtures.ts";
+import { memoryAndNativeTcp, onConsumers, type Setup } from "./_fixtures.ts";
 
 after(cleanupTemp);
 
@@ -86,24 +86,6 @@ interface Outcome {
   gaps: { from: bigint; to: bigint }[];
   ended: boolean;
   producerLeft: boolean[];
-}
-
-/**
- * The attack on consumer connections only: `attack(out)` sees every frame the relay sends
- * to a connection that joined as a consumer and returns what is sent instead.
- */
-function onConsumers(attack: (out: Outbound, conn: number) => Outbound[]): Tamper {
-  const consumers = new Set<number>();
-  return (conn, out) => {
-    if (
-      out.kind === "control" && out.message.kind === ControlKind.Joined &&
-      out.message.role === Role.Consumer
-    ) {
-      consumers.add(conn);
-      return [out];
-    }
-    return consumers.has(conn) ? attack(out, conn) : [out];
-  };
 }
 
 function isData(out: Outbound, seq?: bigint): out is { kind: "data"; bytes: Uint8Array } {
@@ -182,7 +164,7 @@ function consumerOn(relay: RelayServer, setup: Setup, session: Session): Promise
   return Consumer.connect(relay.addr, session, { transport: setup.transport, reconnect: false });
 }
 
-/** A producer sending one message per frame. */
+/** A producer sending one message per frame, each frame signed (a segment of its own). */
 function producerOn(
   relay: RelayServer,
   setup: Setup,
@@ -192,6 +174,7 @@ function producerOn(
   return Producer.connect(relay.addr, session, {
     transport: setup.transport,
     batchThreshold: 0,
+    segmentFrames: 1,
     ...(reconnect === false ? { reconnect } : {}),
   });
 }

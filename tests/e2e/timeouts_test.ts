@@ -12,7 +12,7 @@ import { Producer } from "../../src/client/producer.ts";
 import { RelayError } from "../../src/errors.ts";
 import { Session } from "../../src/protocol/session.ts";
 import { nativeCrypto } from "../../src/crypto/native.ts";
-import { PROLOGUE } from "../../src/protocol/control.ts";
+import { PROLOGUE, PROTOCOL_VERSION } from "../../src/protocol/control.ts";
 import { encodeFrame, FrameType } from "../../src/protocol/framer.ts";
 import { NoiseHandshake } from "../../src/protocol/noise.ts";
 import { cleanupTemp, sleep, waitFor } from "../_helpers.ts";
@@ -66,7 +66,10 @@ for (const setup of setups()) {
           prologue: PROLOGUE,
         });
         await raw.write(
-          encodeFrame(FrameType.Handshake, await noise.writeMessage(new Uint8Array([1]))),
+          encodeFrame(
+            FrameType.Handshake,
+            await noise.writeMessage(new Uint8Array([PROTOCOL_VERSION])),
+          ),
         );
         const started = Date.now();
         while (await raw.read().catch(() => null) !== null) {

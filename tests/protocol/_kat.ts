@@ -1,6 +1,7 @@
 /**
  * @module
- * The hydra/1 derivation vector also printed in docs/PROTOCOL.md: a fixed session, epoch,
+ * The derivation vector also printed in docs/PROTOCOL.md §7 (the data key is hydra/2's,
+ * generation 0, key index 0): a fixed session, epoch,
  * frame and join claim with the outputs every implementation must reproduce.
  */
 
@@ -25,9 +26,9 @@ export const KAT: Kat = {
   routeId: "65902fedd2693cd38d44d6f9693419821271b061b08829d31a0b52bf9a3c31e3",
   streamTag: "6266ab4f09d4c0b1",
   epoch: Uint8Array.from({ length: 16 }, (_, i) => 0xe0 + i),
-  dataKey: "a49c8cca9d76ded368dd16be94afd6caa072a51fa3b5b08b529d71a7b2e2db11",
+  dataKey: "42f23d8faf01ae5feb60f06d646582307bbc77fac326e71db3f89574c8854fb7",
   /** seq 7, flags END, plaintext "hello". */
-  frame: "0000002603016266ab4f09d4c0b100000000000000072512b4fd704c4f82e54b0e0df73c9d1edcf5606698",
+  frame: "0000002603016266ab4f09d4c0b10000000000000007aac5de2b6d5943adbeed1e8f9bd7b302e393431d81",
   /** handshake hash 0x11 × 32, role consumer, options 01 02 03. */
   proof:
     "b762d1cdd5844486143a8946f72886c693083ae33ce5ca20e8da4ed6201a05a86d381d54980fb5983d3426326524cddeb47def7dfd473c0e7ac3c5a7d5e9380e",

@@ -43,8 +43,12 @@ for (const c of providers()) {
     assert.equal(toHex(k.streamTag), KAT.streamTag);
     assert.equal(toHex(k.readerKey), V.readerKey0);
     assert.equal(toHex(k.grant), V.grant0);
-    assert.equal(toHex(read.dataKey(c, KAT.epoch, 0)), V.dataKey0);
-    assert.equal(toHex(read.dataKey(c, KAT.epoch, 1)), V.dataKey1);
+    assert.equal(toHex(read.dataKey(c, KAT.epoch, 0, 0)), V.dataKey0);
+    assert.equal(toHex(read.dataKey(c, KAT.epoch, 0, 1)), V.dataKey1);
+    assert.equal(toHex(s.dataKey(c, KAT.epoch, 0, 1)), V.dataKey1);
+    assert.throws(() => read.dataKey(c, KAT.epoch, 1, 0), /cannot read generation 1/);
+    assert.equal(read.canRead(0), true);
+    assert.equal(read.canRead(1), false);
     assert.equal(
       toHex(streamDataKey(c, generationSecret(c, s, 0), s.id, KAT.epoch, 0)),
       V.dataKey0,
@@ -82,7 +86,7 @@ test("ReadCapability: generations are independent, and each grant names one gene
   const k0 = await r0.keys(c);
   const k1 = await r1.keys(c);
   const epoch = c.randomBytes(16);
-  assert.notEqual(toHex(r0.dataKey(c, epoch, 0)), toHex(r1.dataKey(c, epoch, 0)));
+  assert.notEqual(toHex(r0.dataKey(c, epoch, 0, 0)), toHex(r1.dataKey(c, epoch, 1, 0)));
   assert.notEqual(toHex(k0.readerKey), toHex(k1.readerKey));
   assert.equal(await verifyGrant(c, k1.routeId, 1, k1.readerKey, k1.grant), true);
   // A grant moved to another generation, key or session does not verify.

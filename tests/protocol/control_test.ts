@@ -38,6 +38,7 @@ const samples: ControlMessage[] = [
     tag,
     epoch: new Uint8Array(16).fill(3),
     startedAt: 1_700_000_000_000n,
+    generation: 7,
     firstSeq: 5n,
     signature: new Uint8Array(64).fill(4),
   },
@@ -118,17 +119,54 @@ test("stream start: the producer's signature verifies; any other field or key do
   const session = Session.generate(nobleCrypto);
   const { signer, routeId } = await session.keys(nobleCrypto);
   const epoch = new Uint8Array(16).fill(5);
-  const signature = await signStreamStart(signer, routeId, { epoch, startedAt: 10n });
-  assert.ok(await verifyStreamStart(nobleCrypto, routeId, { epoch, startedAt: 10n, signature }));
-  assert.ok(!await verifyStreamStart(nobleCrypto, routeId, { epoch, startedAt: 11n, signature }));
+  const signature = await signStreamStart(signer, routeId, {
+    epoch,
+    startedAt: 10n,
+    generation: 0,
+  });
+  assert.ok(
+    await verifyStreamStart(nobleCrypto, routeId, {
+      epoch,
+      startedAt: 10n,
+      generation: 0,
+      signature,
+    }),
+  );
+  assert.ok(
+    !await verifyStreamStart(nobleCrypto, routeId, {
+      epoch,
+      startedAt: 11n,
+      generation: 0,
+      signature,
+    }),
+  );
+  assert.ok(
+    !await verifyStreamStart(nobleCrypto, routeId, {
+      epoch,
+      startedAt: 10n,
+      generation: 1,
+      signature,
+    }),
+    "a stream start moved to another generation",
+  );
   const other = new Uint8Array(epoch);
   other[0] = 6;
   assert.ok(
-    !await verifyStreamStart(nobleCrypto, routeId, { epoch: other, startedAt: 10n, signature }),
+    !await verifyStreamStart(nobleCrypto, routeId, {
+      epoch: other,
+      startedAt: 10n,
+      generation: 0,
+      signature,
+    }),
   );
   const { routeId: otherRoute } = await Session.generate(nobleCrypto).keys(nobleCrypto);
   assert.ok(
-    !await verifyStreamStart(nobleCrypto, otherRoute, { epoch, startedAt: 10n, signature }),
+    !await verifyStreamStart(nobleCrypto, otherRoute, {
+      epoch,
+      startedAt: 10n,
+      generation: 0,
+      signature,
+    }),
   );
 });
 

@@ -112,6 +112,7 @@ function randomControl(r: Rand): ControlMessage {
         tag,
         epoch: r.bytes(16),
         startedAt: seq(),
+        generation: r.int(4),
         firstSeq: seq(),
         signature: r.bytes(64),
       };

@@ -25,6 +25,7 @@ const start = (epoch: Uint8Array, firstSeq: bigint): StreamStart => ({
   tag: new Uint8Array(8),
   epoch,
   startedAt: 0n,
+  generation: 0,
   firstSeq,
   signature: new Uint8Array(64),
 });

@@ -5,6 +5,7 @@
  */
 
 import process from "node:process";
+import { READ_TOKEN_PREFIX, ReadCapability } from "../../protocol/capability.ts";
 import { Session } from "../../protocol/session.ts";
 import { DEFAULT_PORT } from "../../server/options.ts";
 import { parseAddr } from "../../transport/addr.ts";
@@ -51,9 +52,12 @@ export const CLIENT_FLAGS: FlagSpec[] = [
  * @returns The session, address(es), line/raw mode and connection options.
  * @throws {UsageError} for a missing or bad token, mode or address.
  */
-export function clientSetup(
-  flags: Flags,
-): { session: Session; addr: Addr | Addr[]; mode: string; options: { relayKey?: string } } {
+export function clientSetup(flags: Flags): {
+  session: Session | ReadCapability;
+  addr: Addr | Addr[];
+  mode: string;
+  options: { relayKey?: string };
+} {
   if (flags.token === undefined) {
     throw new UsageError(
       "no session token: pass --token or set HYDRA_TOKEN (make one with: hydra-relay keygen)",
@@ -62,9 +66,11 @@ export function clientSetup(
   if (flags.mode !== "line" && flags.mode !== "raw") {
     throw new UsageError(`--mode must be line or raw, got "${flags.mode}"`);
   }
-  let session: Session;
+  let session: Session | ReadCapability;
   try {
-    session = Session.fromToken(flags.token);
+    session = flags.token.trim().startsWith(READ_TOKEN_PREFIX)
+      ? ReadCapability.fromToken(flags.token)
+      : Session.fromToken(flags.token);
   } catch (e) {
     throw new UsageError(`${(e as Error).message}`);
   }

@@ -7,12 +7,19 @@
 import process from "node:process";
 import { concat } from "../../bytes.ts";
 import { Producer } from "../../client/producer.ts";
+import { Session } from "../../protocol/session.ts";
+import { UsageError } from "../args.ts";
 import { Progress } from "../progress.ts";
 import type { Command, Flags } from "./_command.ts";
 import { CLIENT_FLAGS, clientSetup, finish } from "./_client.ts";
 
 async function pub(flags: Flags): Promise<number> {
   const { session, addr, mode, options } = clientSetup(flags);
+  if (!(session instanceof Session)) {
+    throw new UsageError(
+      "this is a read token (hydra2r_…): it can only consume — pub needs the session's write token",
+    );
+  }
   const producer = await Producer.connect(addr, session, options);
   const max = producer.maxMessageBytes;
   const progress = new Progress("pub", process.stderr);
