@@ -11,6 +11,7 @@
 
 import {
   Consumer,
+  nativeCrypto,
   Producer,
   type ReconnectEvents,
   RelayServer,
@@ -27,7 +28,9 @@ const session = Session.generate();
 
 // policy block: after the relay restarts, the producer's resend arrives as one burst; under the
 // default policy (disconnect) a consumer still catching up could be cut as too slow.
-const consumer = await Consumer.connect(addr, session, { codec: textCodec, policy: "block" });
+// Consumers get a read token: they read and verify, and can never produce.
+const read = await session.readOnly(nativeCrypto());
+const consumer = await Consumer.connect(addr, read, { codec: textCodec, policy: "block" });
 // replayFrames: frames the relay already acknowledged are kept too, so a consumer that was
 // behind when the relay restarted can still be served from the producer's resend.
 const producer = await Producer.connect(addr, session, { codec: textCodec, replayFrames: 1024 });

@@ -11,7 +11,7 @@
  */
 
 import process from "node:process";
-import { Consumer, jsonCodec, Producer, RelayServer, Session } from "../mod.ts";
+import { Consumer, jsonCodec, nativeCrypto, Producer, RelayServer, Session } from "../mod.ts";
 
 interface Reading {
   sensor: string;
@@ -26,10 +26,11 @@ const addr = external ?? relay!.addr;
 
 // In a real deployment the token comes from `hydra-relay keygen` and is shared out of band
 // with the producer and the consumers only; the relay never gets it.
-const session = Session.generate();
+const session = Session.generate(); // the write token stays with the gateway
+const read = await session.readOnly(nativeCrypto()); // dashboards get a read token
 
 const [dashboard, alerter, archive] = await Promise.all(
-  [0, 1, 2].map(() => Consumer.connect(addr, session, { codec })),
+  [0, 1, 2].map(() => Consumer.connect(addr, read, { codec })),
 );
 const gateway = await Producer.connect(addr, session, { codec });
 

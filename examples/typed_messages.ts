@@ -7,7 +7,7 @@
  *   node npm/examples/typed_messages.js        (after `npm run build`)
  */
 
-import { type Codec, Consumer, Producer, RelayServer, Session } from "../mod.ts";
+import { type Codec, Consumer, nativeCrypto, Producer, RelayServer, Session } from "../mod.ts";
 
 type MarketEvent =
   | { kind: "trade"; symbol: string; price: number; size: number }
@@ -44,7 +44,8 @@ const marketCodec: Codec<MarketEvent> = {
 
 const relay = await RelayServer.listen({ port: 0 });
 const session = Session.generate();
-const consumer = await Consumer.connect(relay.addr, session, { codec: marketCodec });
+const read = await session.readOnly(nativeCrypto()); // consumers read, never write
+const consumer = await Consumer.connect(relay.addr, read, { codec: marketCodec });
 const producer = await Producer.connect(relay.addr, session, { codec: marketCodec });
 
 const events: MarketEvent[] = [

@@ -133,13 +133,18 @@ export function readTrailer(frame: Uint8Array, minimum: number): Trailer | undef
 }
 
 /**
- * Remembers signatures found valid, so a process verifies each segment once however many of its
- * consumers follow the stream. Keyed by the public key, the signed message and the signature
- * together — never the signature alone, or a valid signature could be paired with other frames.
+ * Remembers signature checks, so a process verifies each segment once however many of its
+ * consumers follow the stream — also while the first check is still running, since every
+ * consumer receives the frame in the same turn. An entry answers only for the same public key,
+ * signed message and signature — never the signature alone, or a valid signature could be paired
+ * with other frames.
  */
 export class SignatureCache {
   readonly #max: number;
-  readonly #valid = new Map<string, true>();
+  readonly #checks = new Map<
+    string,
+    { publicKey: Uint8Array; message: Uint8Array; valid: Promise<boolean> }
+  >();
 
   /** @param max Entries kept (the oldest go first). Default 1,024. */
   constructor(max = 1024) {
@@ -154,18 +159,21 @@ export class SignatureCache {
    * @param signature The signature.
    * @returns Whether it is valid.
    */
-  async verify(
+  verify(
     crypto: CryptoProvider,
     publicKey: Uint8Array,
     message: Uint8Array,
     signature: Uint8Array,
   ): Promise<boolean> {
-    const key = toHex(crypto.sha256(concat([publicKey, crypto.sha256(message), signature])));
-    if (this.#valid.has(key)) return true;
-    if (!await crypto.ed25519Verify(publicKey, message, signature)) return false;
-    if (this.#valid.size >= this.#max) this.#valid.delete(this.#valid.keys().next().value!);
-    this.#valid.set(key, true);
-    return true;
+    const key = toHex(signature);
+    const seen = this.#checks.get(key);
+    if (seen !== undefined && equals(seen.publicKey, publicKey) && equals(seen.message, message)) {
+      return seen.valid;
+    }
+    const valid = crypto.ed25519Verify(publicKey, message, signature).catch(() => false);
+    if (this.#checks.size >= this.#max) this.#checks.delete(this.#checks.keys().next().value!);
+    this.#checks.set(key, { publicKey: publicKey.slice(), message: message.slice(), valid });
+    return valid;
   }
 }
 

@@ -14,7 +14,7 @@
  */
 
 import { abytes, concat } from "../bytes.ts";
-import type { CryptoProvider, Signer } from "../crypto/types.ts";
+import type { CryptoProvider } from "../crypto/types.ts";
 import { secureRandom } from "../crypto/_checks.ts";
 import { decodeToken, encodeToken } from "./_token.ts";
 import { ReadCapability } from "./capability.ts";
