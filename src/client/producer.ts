@@ -143,6 +143,8 @@ export class Producer<T = Uint8Array> {
   #batch: Uint8Array[] = [];
   #batchBytes = 0;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Nothing was pending when the writer last stopped: the next frame follows a quiet spell. */
+  #wasIdle = true;
   /**
    * Frames not yet handed to the connection, in seq order: sealed (or sealing), except the last
    * one, which waits unsealed until the next frame shows it is not the last (then it leaves its
@@ -554,8 +556,12 @@ export class Producer<T = Uint8Array> {
         this.#reconnecting === undefined
       ) {
         const head = this.#inflight[0]!;
-        // The last frame pending, and the connection is ready for it: it closes its segment.
-        if (head.frame === undefined) this.#sealPending(head, true);
+        // The last frame pending, and the connection is ready for it. The first one after the
+        // producer was idle closes its segment at once (so at moderate rates every frame is
+        // signed and waits for no other); while frames keep coming, segments run on and close
+        // at their limit, or with an empty frame once the burst is written.
+        if (head.frame === undefined) this.#sealPending(head, this.#wasIdle);
+        this.#wasIdle = false;
         const frame = await head.frame!;
         // Segments are hashed and signed in seq order, here, on the one path every frame takes.
         if (head.trailer === 0) this.#segment.add(frame, head.seq);
@@ -574,6 +580,11 @@ export class Producer<T = Uint8Array> {
         if (this.#inflight.length === 0 && this.#batch.length > 0 && this.#linger === 0) {
           this.#cut(0);
         }
+        // The burst is written and its segment still open: close it (a BATCH of no messages).
+        if (this.#inflight.length === 0 && this.#batch.length === 0 && this.#open.frames > 0) {
+          this.#seal(encodeBatch([]), DataFlag.Batch);
+          this.#sealPending(this.#inflight[0]!, true);
+        }
       }
     } catch (e) {
       const err = e instanceof RelayError ? e : new RelayError("protocol-error", String(e));
@@ -581,6 +592,7 @@ export class Producer<T = Uint8Array> {
       if (this.#reconnecting === undefined) this.#lost(err);
     } finally {
       this.#driving = false;
+      if (this.#inflight.length === 0 && this.#batch.length === 0) this.#wasIdle = true;
       this.#wakeDrained(true);
     }
   }

@@ -320,7 +320,8 @@ async function floodPastAStalledConsumer(
   const good = await Consumer.connect(relay.addr, session, { transport: t, policy: "block" });
   const stalled = await Consumer.connect(relay.addr, session, { transport: t, ...TINY_BUFFER });
   watch(stalled);
-  const producer = await Producer.connect(relay.addr, session, { transport: t });
+  // Every frame signed (a segment of its own): no closing frames, so seq = message index.
+  const producer = await Producer.connect(relay.addr, session, { transport: t, segmentFrames: 1 });
   const n = 3000;
   const reading = (async () => {
     let i = 0;
