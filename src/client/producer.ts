@@ -10,9 +10,9 @@ import { abytes, aint } from "../bytes.ts";
 import type { Aead } from "../crypto/types.ts";
 import { RelayError } from "../errors.ts";
 import { ControlKind, type ControlMessage, signStreamStart } from "../protocol/control.ts";
-import { DATA_HEADER, DataFlag, encodeBatch, sealData } from "../protocol/data_frame.ts";
-import { keyIndexOf } from "../protocol/keys.ts";
-import { SegmentWriter, trailerLength } from "../protocol/segment.ts";
+import { DATA_HEADER, DataFlag, encodeBatch } from "../protocol/data_frame.ts";
+import { trailerLength } from "../protocol/segment.ts";
+import { FrameSealer, GENERATION, type Pending, SEGMENT_FRAMES } from "./_sealer.ts";
 import { TAG_LENGTH } from "../crypto/types.ts";
 import { Role } from "../protocol/join.ts";
 import { Session, type SessionKeys } from "../protocol/session.ts";
@@ -29,27 +29,6 @@ import {
   type ReconnectOptions,
   withBackoff,
 } from "./_reconnect.ts";
-
-/** The most frames one segment of this producer's covers (consumers accept up to 256). */
-const SEGMENT_FRAMES = 64;
-/** A segment closes once its frames hold this many plaintext bytes (consumers hold at most
- * OPEN_SEGMENT_MAX_BYTES of frames unverified). */
-const SEGMENT_BYTES = 256 * 1024;
-/** The read-capability generation this producer's streams are for (rotation: issue 22). */
-const GENERATION = 0;
-
-/** A frame on its way to the connection. */
-interface Pending {
-  /** The sealed frame; `undefined` while it is the unsealed last one. */
-  frame: Promise<Uint8Array> | undefined;
-  /** Its plaintext until it is sealed. */
-  plaintext: Uint8Array | undefined;
-  readonly flags: number;
-  readonly size: number;
-  readonly seq: bigint;
-  /** Trailer bytes reserved at its end: it closes a segment (0: it does not). */
-  trailer: number;
-}
 
 /** Options of a producer. */
 export interface ProducerOptions<T = Uint8Array> extends ConnectOptions {
@@ -121,13 +100,8 @@ export class Producer<T = Uint8Array> {
   /** This stream's epoch (16 bytes). */
   readonly epoch: Uint8Array;
   readonly #keys: SessionKeys;
-  readonly #session: Session;
-  /** The data key of the current key index (a new one every 2^24 frames). */
-  #aead: { index: number; aead: Aead | Promise<Aead> };
-  /** Signs the stream's segments (docs/CAPABILITIES.md "Signed frames"), in seq order. */
-  readonly #segment: SegmentWriter;
-  /** Frames sealed since the last signed one, and their bytes (at seal time). */
-  #open = { frames: 0, bytes: 0 };
+  /** Seals frames and signs them in segments (docs/CAPABILITIES.md "Signed frames"). */
+  readonly #sealer: FrameSealer;
   /** Set when this opened its own connection: where to reconnect; it closes it on close(). */
   readonly #home: Home | undefined;
   readonly #codec: Codec<T> | undefined;
@@ -161,7 +135,6 @@ export class Producer<T = Uint8Array> {
   /** The next seq to be written; every lower one is written or retained. */
   #written = 0n;
   readonly #replayFrames: number;
-  readonly #segmentFrames: number;
   readonly #reconnectOptions: ReconnectOptions | false;
   #start: { startedAt: bigint; signature: Uint8Array } | undefined;
   #reconnecting: Promise<void> | undefined;
@@ -177,18 +150,20 @@ export class Producer<T = Uint8Array> {
   ) {
     this.#conn = connection;
     this.#replayFrames = options.replayFrames ?? 0;
-    this.#segmentFrames = aint(
+    const segmentFrames = aint(
       options.segmentFrames ?? SEGMENT_FRAMES,
       1,
       SEGMENT_FRAMES,
       "segmentFrames",
     );
     this.#reconnectOptions = options.reconnect ?? {};
-    this.#session = session;
     this.#keys = keys;
     this.epoch = epoch;
-    this.#aead = { index: 0, aead };
-    this.#segment = new SegmentWriter(connection.crypto, keys.signer, epoch);
+    this.#sealer = new FrameSealer(
+      connection.crypto,
+      { session, keys, epoch, aead },
+      segmentFrames,
+    );
     this.#home = home;
     this.#codec = options.codec;
     this.#linger = options.lingerMs ?? 0;
@@ -491,7 +466,7 @@ export class Producer<T = Uint8Array> {
   /** Queues the next frame (see {@link Producer.#inflight} for when it is sealed). */
   #seal(plaintext: Uint8Array, flags: number): void {
     const tail = this.#inflight.at(-1);
-    if (tail !== undefined && tail.frame === undefined) this.#sealPending(tail, false);
+    if (tail !== undefined && tail.frame === undefined) this.#sealer.seal(tail, false);
     const pending: Pending = {
       frame: undefined,
       plaintext,
@@ -502,50 +477,8 @@ export class Producer<T = Uint8Array> {
     };
     this.#queued += pending.size;
     this.#inflight.push(pending);
-    if ((flags & DataFlag.End) !== 0) this.#sealPending(pending, true);
+    if ((flags & DataFlag.End) !== 0) this.#sealer.seal(pending, true);
     if (!this.#driving && this.#reconnecting === undefined) this.#drive();
-  }
-
-  /**
-   * Seals a frame. It closes the open segment (SIGNED, with room for the trailer #drive fills
-   * in) when it is the last frame pending, ends the stream, or makes the segment as long as this
-   * producer makes them — so at moderate rates every frame is signed and waits for no other, and
-   * under load one signature covers a run.
-   */
-  #sealPending(p: Pending, last: boolean): void {
-    const plaintext = p.plaintext!;
-    const open = this.#open;
-    const signed = last || (p.flags & DataFlag.End) !== 0 ||
-      open.frames + 1 >= this.#segmentFrames ||
-      open.bytes + plaintext.length >= SEGMENT_BYTES;
-    p.trailer = signed ? trailerLength(open.frames + 1) : 0;
-    this.#open = signed
-      ? { frames: 0, bytes: 0 }
-      : { frames: open.frames + 1, bytes: open.bytes + plaintext.length };
-    const input = {
-      streamTag: this.#keys.streamTag,
-      seq: p.seq,
-      flags: signed ? p.flags | DataFlag.Signed : p.flags,
-      plaintext,
-      trailer: p.trailer,
-    };
-    const aead = this.#aeadFor(p.seq);
-    p.frame = aead instanceof Promise
-      ? aead.then((a) => sealData(a, input))
-      : sealData(aead, input);
-    p.frame.catch(() => {}); // failures surface in #drive
-    p.plaintext = undefined;
-  }
-
-  /** The data key of `seq`'s key index: the stream moves to a new key every 2^24 frames. */
-  #aeadFor(seq: bigint): Aead | Promise<Aead> {
-    const index = keyIndexOf(seq);
-    if (index !== this.#aead.index) {
-      const crypto = this.#conn.crypto;
-      const key = this.#session.dataKey(crypto, this.epoch, GENERATION, index);
-      this.#aead = { index, aead: crypto.aesGcm(key) };
-    }
-    return this.#aead.aead;
   }
 
   async #drive(): Promise<void> {
@@ -560,15 +493,10 @@ export class Producer<T = Uint8Array> {
         // producer was idle closes its segment at once (so at moderate rates every frame is
         // signed and waits for no other); while frames keep coming, segments run on and close
         // at their limit, or with an empty frame once the burst is written.
-        if (head.frame === undefined) this.#sealPending(head, this.#wasIdle);
+        if (head.frame === undefined) this.#sealer.seal(head, this.#wasIdle);
         this.#wasIdle = false;
         const frame = await head.frame!;
-        // Segments are hashed and signed in seq order, here, on the one path every frame takes.
-        if (head.trailer === 0) this.#segment.add(frame, head.seq);
-        else {
-          const at = frame.length - head.trailer;
-          frame.set(await this.#segment.close(frame.subarray(0, at), head.seq), at);
-        }
+        await this.#sealer.finish(head, frame);
         // Retained before writing: if this write is lost with the connection, the
         // reconnect resends it.
         this.#inflight.shift();
@@ -581,9 +509,9 @@ export class Producer<T = Uint8Array> {
           this.#cut(0);
         }
         // The burst is written and its segment still open: close it (a BATCH of no messages).
-        if (this.#inflight.length === 0 && this.#batch.length === 0 && this.#open.frames > 0) {
+        if (this.#inflight.length === 0 && this.#batch.length === 0 && this.#sealer.segmentOpen) {
           this.#seal(encodeBatch([]), DataFlag.Batch);
-          this.#sealPending(this.#inflight[0]!, true);
+          this.#sealer.seal(this.#inflight[0]!, true);
         }
       }
     } catch (e) {
