@@ -57,6 +57,14 @@ describe(`examples on ${rt}`, () => {
     assert.match(out, /^ACME: 600 shares traded, VWAP 99\.8333; 2 quotes$/m);
   });
 
+  test("rotation: the renewed subscriber reads on, the other is cut off and cannot rejoin", () => {
+    const out = runExample("rotation");
+    assert.match(out, /^staying: rotated to generation 1$/m);
+    assert.match(out, /^staying: 200 prices, then the feed ended$/m);
+    assert.match(out, /^leaving: 100 prices, then revoked$/m);
+    assert.match(out, /^the old token joins again: revoked$/m);
+  });
+
   test("resume: a cut connection and a relay restart lose nothing", () => {
     const out = runExample("resume");
     assert.match(out, /^consumer: back after \d+ attempt\(s\)$/m);

@@ -17,8 +17,6 @@ export const SEGMENT_FRAMES = 64;
 /** A segment closes once its frames hold this many plaintext bytes (consumers hold at most
  * OPEN_SEGMENT_MAX_BYTES of frames unverified). */
 const SEGMENT_BYTES = 256 * 1024;
-/** The read-capability generation a producer's streams are for (rotation: issue 22). */
-export const GENERATION = 0;
 
 /** A frame on its way to the connection. */
 export interface Pending {
@@ -38,6 +36,7 @@ export class FrameSealer {
   readonly #crypto: CryptoProvider;
   readonly #session: Session;
   readonly #epoch: Uint8Array;
+  readonly #generation: number;
   readonly #streamTag: Uint8Array;
   readonly #segmentFrames: number;
   /** The data key of the current key index (a new one every 2^24 frames). */
@@ -49,17 +48,24 @@ export class FrameSealer {
 
   /**
    * @param crypto The primitives.
-   * @param stream The session, its keys, the stream's epoch and its first data key.
+   * @param stream The session, its keys, the stream's epoch and generation, its first data key.
    * @param segmentFrames The most frames one segment covers (1 to {@link SEGMENT_FRAMES}).
    */
   constructor(
     crypto: CryptoProvider,
-    stream: { session: Session; keys: SessionKeys; epoch: Uint8Array; aead: Aead },
+    stream: {
+      session: Session;
+      keys: SessionKeys;
+      epoch: Uint8Array;
+      generation: number;
+      aead: Aead;
+    },
     segmentFrames: number,
   ) {
     this.#crypto = crypto;
     this.#session = stream.session;
     this.#epoch = stream.epoch;
+    this.#generation = stream.generation;
     this.#streamTag = stream.keys.streamTag;
     this.#segmentFrames = segmentFrames;
     this.#aead = { index: 0, aead: stream.aead };
@@ -122,7 +128,7 @@ export class FrameSealer {
   #aeadFor(seq: bigint): Aead | Promise<Aead> {
     const index = keyIndexOf(seq);
     if (index !== this.#aead.index) {
-      const key = this.#session.dataKey(this.#crypto, this.#epoch, GENERATION, index);
+      const key = this.#session.dataKey(this.#crypto, this.#epoch, this.#generation, index);
       this.#aead = { index, aead: this.#crypto.aesGcm(key) };
     }
     return this.#aead.aead;

@@ -23,6 +23,7 @@ import { readTrailer, SegmentVerifier } from "../protocol/segment.ts";
 import { DATA_HEADER } from "../protocol/data_frame.ts";
 import { TAG_LENGTH } from "../crypto/types.ts";
 import type { RelayLink } from "./link.ts";
+import type { Keyring } from "./_keyring.ts";
 
 /** Information about a producer stream. */
 export interface StreamInfo {
@@ -34,23 +35,16 @@ export interface StreamInfo {
   readonly firstSeq: bigint;
 }
 
-/** What derives a stream's data keys: a `Session` (every generation) or a `ReadCapability`. */
-export interface Readable {
-  /** Whether streams of this generation can be read. */
-  canRead(generation: number): boolean;
-  /** A data key of a stream. */
-  dataKey(
-    crypto: CryptoProvider,
-    epoch: Uint8Array,
-    generation: number,
-    keyIndex: number,
-  ): Uint8Array;
-}
-
 /** The stream events a guard raises (in stream order, as the consumer passes them). */
 export interface StreamEvents {
   /** A producer stream began (also when joining a stream already running). */
   "stream-start": StreamInfo;
+  /**
+   * The producer rotated (`producer.rotate()`): the stream before ended and the next one, of
+   * this read-capability generation, follows; raised just before its `stream-start`, after the
+   * last message of the old stream.
+   */
+  rotated: { generation: number };
   /** The relay skipped frames `[from, to)` (policy `drop`): an explicit gap. */
   lagged: { from: bigint; to: bigint };
   /**
@@ -97,6 +91,8 @@ interface Stream {
   aead: { index: number; aead: Promise<Aead> };
   next: bigint;
   ended: boolean;
+  /** Its END named a next generation (ROTATE): a stream of it follows. */
+  rotates: boolean;
   /** Frames below this seq are duplicates after a resumed stream start: checked, dropped. */
   dropBelow: bigint;
   /** Checks the producer's signature over each segment (docs/CAPABILITIES.md). */
@@ -114,23 +110,30 @@ const ignore = (): void => {};
 export class StreamGuard {
   readonly #routeId: Uint8Array;
   readonly #crypto: CryptoProvider;
-  readonly #capability: Readable;
+  readonly #capability: Keyring;
   readonly #push: (item: Item) => void;
   readonly #event: <K extends keyof StreamEvents>(name: K, value: StreamEvents[K]) => void;
   #stream: Stream | undefined;
+  /**
+   * A stream of a generation older than every capability held is running: its frames are
+   * not for this consumer, which waits for the next stream.
+   */
+  #waiting = false;
+  /** An END with ROTATE was seen: the next stream start is a rotation. */
+  #rotation = false;
   readonly #epochs: string[] = [];
 
   /**
    * @param crypto The primitives.
    * @param routeId The session's route id (verifies stream starts and segments).
-   * @param capability The session or a read capability (derives each stream's data keys).
+   * @param capability The session or read capabilities held (derive each stream's data keys).
    * @param push Queues an item.
    * @param event Emits a stream event (called as the consumer passes the item).
    */
   constructor(
     crypto: CryptoProvider,
     routeId: Uint8Array,
-    capability: Readable,
+    capability: Keyring,
     push: (item: Item) => void,
     event: <K extends keyof StreamEvents>(name: K, value: StreamEvents[K]) => void,
   ) {
@@ -178,6 +181,12 @@ export class StreamGuard {
       return this.#fault(conn, size, "a data frame header is malformed");
     }
     const s = this.#stream;
+    if (s === undefined && this.#waiting) {
+      // A stream for older tokens than this consumer's: not read; its END may name ours.
+      if ((flags & DataFlag.Rotate) !== 0) this.#rotation = true;
+      conn.release(size);
+      return;
+    }
     if (s === undefined) return this.#fault(conn, size, "a data frame arrived outside a stream");
     if (s.ended) return this.#fault(conn, size, "a data frame arrived after END");
     const seq = readU64BE(body, DATA_SEQ_AT);
@@ -197,6 +206,7 @@ export class StreamGuard {
     if ((flags & DataFlag.End) !== 0) {
       if (!signed) return this.#fault(conn, size, "an END frame is not signed by the producer");
       s.ended = true;
+      s.rotates = (flags & DataFlag.Rotate) !== 0;
     }
     // Held until the segment's signature verifies: a reader knows the data key and could
     // seal frames of its own; only the producer can sign them.
@@ -278,6 +288,7 @@ export class StreamGuard {
         return await this.#onStreamStart(m, crypto);
       case ControlKind.Lagged: {
         const s = this.#stream;
+        if (s === undefined && this.#waiting) return; // about a stream not read here
         if (s === undefined || m.from !== s.next) {
           if (s !== undefined) this.#dropOpen(s);
           this.#push({
@@ -333,6 +344,9 @@ export class StreamGuard {
       return;
     }
     const prev = this.#stream;
+    const rotation = this.#rotation || prev?.rotates === true;
+    this.#rotation = false;
+    this.#waiting = false;
     if (prev !== undefined && equals(prev.info.epoch, m.epoch) && !prev.ended) {
       // The same stream continuing (its producer resumed on a relay that lost it): frames
       // this consumer already has are dropped, missing ones are an explicit gap.
@@ -368,6 +382,11 @@ export class StreamGuard {
     }
     if (!this.#capability.canRead(m.generation)) {
       this.#stream = undefined;
+      if (this.#capability.waitsPast(m.generation)) {
+        // A token minted ahead of a rotation: wait for the stream it reads.
+        this.#waiting = true;
+        return;
+      }
       this.#push({
         kind: "error",
         error: new RelayError(
@@ -391,10 +410,20 @@ export class StreamGuard {
       aead: { index: first, aead: crypto.aesGcm(key) },
       next: m.firstSeq,
       ended: false,
+      rotates: false,
       dropBelow: 0n,
       verifier: new SegmentVerifier(crypto, this.#routeId, m.epoch),
       open: undefined,
     };
+    if (rotation) {
+      const generation = m.generation;
+      this.#push({ kind: "event", emit: () => this.#event("rotated", { generation }) });
+      // Joined again mid-rotation (a reconnect): the new stream's first frames are a gap.
+      if (m.firstSeq > 0n) {
+        const gap = { from: 0n, to: m.firstSeq };
+        this.#push({ kind: "event", emit: () => this.#event("lagged", gap) });
+      }
+    }
     this.#push({ kind: "event", emit: () => this.#event("stream-start", info) });
   }
 }

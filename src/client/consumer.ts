@@ -12,7 +12,9 @@ import { RelayError } from "../errors.ts";
 import type { JoinOptions, PolicyName } from "../protocol/control.ts";
 import { DataFlag, decodeBatch } from "../protocol/data_frame.ts";
 import { Role } from "../protocol/join.ts";
-import type { ReadCapability, ReaderKeys } from "../protocol/capability.ts";
+import { ReadCapability, type ReaderKeys } from "../protocol/capability.ts";
+import { equals, readU32BE } from "../bytes.ts";
+import { Keyring } from "./_keyring.ts";
 import type { Session, SessionKeys } from "../protocol/session.ts";
 import type { Codec } from "./codec.ts";
 import type { ConnectOptions } from "./_handshake.ts";
@@ -85,7 +87,14 @@ export interface ConsumerEvents extends ReconnectEvents, StreamEvents {
  */
 export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
   #conn: RelayLink;
-  readonly #keys: SessionKeys | ReaderKeys;
+  /** The keys joins prove: the session's, or the newest read capability's. */
+  #keys: SessionKeys | ReaderKeys;
+  /** The session, or the read capabilities held (the newest few). */
+  readonly #keyring: Keyring;
+  /** Grants go to the relay one at a time. */
+  #granting: Promise<unknown> = Promise.resolve();
+  /** The relay ended this subscription (`revoked`, `slow-consumer`, …): nothing can rejoin it. */
+  #refused: RelayError | undefined;
   /** Set when this opened its own connection: where to reconnect; it closes it on close(). */
   readonly #home: Home | undefined;
   readonly #codec: Codec<T> | undefined;
@@ -114,6 +123,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
   ) {
     this.#conn = connection;
     this.#keys = keys;
+    this.#keyring = new Keyring(capability);
     this.#home = home;
     this.#codec = options.codec;
     this.#policy = options.policy;
@@ -121,7 +131,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     this.#guard = new StreamGuard(
       connection.crypto,
       keys.routeId,
-      capability,
+      this.#keyring,
       (item) => this.#push(item),
       (name, value) => this.#events.emit(name, value as ConsumerEvents[typeof name]),
     );
@@ -181,6 +191,44 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
         ? { reader: { generation: k.generation, readerKey: k.readerKey, grant: k.grant } }
         : {}),
     };
+  }
+
+  /**
+   * Hands this consumer the read capability of another generation (the one `producer.rotate()`
+   * returned, or one minted ahead with `session.readOnly()`): it reads that generation's
+   * streams too, and the relay keeps it joined when the producer rotates to it (a GRANT). The
+   * newest four capabilities are kept. A consumer holding the session (a write token) reads
+   * every generation already: then this does nothing.
+   * @param capability A read capability of this consumer's session.
+   * @returns Once the relay accepted it (or the connection is being replaced: the rejoin
+   *   proves the newest capability).
+   * @throws {TypeError} for anything but a read capability of this session; {RelayError} the
+   *   relay's refusal (`revoked`: the session already rotated past that generation), or the
+   *   error that ended this consumer.
+   */
+  async grant(capability: ReadCapability): Promise<void> {
+    if (!(capability instanceof ReadCapability)) {
+      throw new TypeError("grant() takes a read capability (ReadCapability.fromToken(token))");
+    }
+    if (!equals(capability.routeId, this.#keys.routeId)) {
+      throw new TypeError("that read capability is for another session");
+    }
+    const over = this.#terminal ?? this.#refused;
+    if (over !== undefined) throw over;
+    if (!this.#keyring.add(capability)) return;
+    const keys = await capability.keys(this.#conn.crypto);
+    const current = this.#keys;
+    if ("grant" in current && keys.generation > current.generation) this.#keys = keys;
+    const conn = this.#conn;
+    const sent = this.#granting.catch(() => {}).then(() => conn.grant(keys));
+    this.#granting = sent;
+    try {
+      await sent;
+    } catch (e) {
+      // The connection is going: reconnecting joins with the newest capability.
+      if (e instanceof RelayError && isTransient(e) && this.#home !== undefined) return;
+      throw e;
+    }
   }
 
   /** The stream being received, if one has started. */
@@ -275,6 +323,21 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
         for (const m of messages) this.#ready.push(m);
       } else if ((item.flags & DataFlag.End) === 0) {
         return this.#decode(plaintext); // one message, and nothing was ready before it
+      } else if ((item.flags & DataFlag.Rotate) !== 0) {
+        if (plaintext.length !== 4) {
+          const e = tampered("a ROTATE frame does not name one generation");
+          this.#stop(e);
+          throw e;
+        }
+        const next = readU32BE(plaintext, 0);
+        if (this.#keyring.canRead(next)) continue; // the next stream follows
+        const e = new RelayError(
+          "revoked",
+          `the producer rotated to read tokens of generation ${next}: ask it for one`,
+        );
+        this.#stop(e);
+        this.#leave();
+        throw e;
       } else if (plaintext.length !== 0) {
         const e = tampered("an END frame without BATCH carries data");
         this.#stop(e);
@@ -377,6 +440,11 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     this.#ended = true;
     const info = this.#guard.info!;
     this.#events.emit("end", info);
+    this.#leave();
+  }
+
+  /** Done with the session: leave it (and close the connection this consumer opened). */
+  #leave(): void {
     if (this.#home !== undefined) this.#conn.close().catch(() => {});
     else this.#conn.leave(this.#keys.streamTag, Role.Consumer).catch(() => {});
   }
@@ -400,6 +468,7 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
           this.#reconnect(e);
           return;
         }
+        if (!connection) this.#refused = e;
         this.#guard.cut();
         this.#push({ kind: "error", error: e, terminal: true });
       },
@@ -414,7 +483,10 @@ export class Consumer<T = Uint8Array> implements AsyncIterable<T> {
     const home = reconnectHome(this.#home!, this.#conn.hello.heartbeatMs);
     withBackoff(options, error, () =>
       withOwnConnection(home, async (conn) => {
-        await conn.join(this.#keys, Role.Consumer, this.#joinOptions(), this.#subscriber(conn));
+        const keys = this.#keys;
+        await conn.join(keys, Role.Consumer, this.#joinOptions(), this.#subscriber(conn));
+        // A newer capability was granted while this join was on its way: prove it too.
+        if (this.#keys !== keys && "grant" in this.#keys) await conn.grant(this.#keys);
         return conn;
       }), {
       retryable: isTransient,

@@ -26,6 +26,7 @@ import { encodeFrame, type Frame, FrameDecoder, FrameType } from "../protocol/fr
 import { type Role, signJoin } from "../protocol/join.ts";
 import { type CipherState, MAX_NOISE_MESSAGE } from "../protocol/noise.ts";
 import type { SessionKeys } from "../protocol/session.ts";
+import type { ReaderKeys } from "../protocol/capability.ts";
 import type { Addr, Conn } from "../transport/types.ts";
 import { type ConnectOptions, handshake, type Handshaken } from "./_handshake.ts";
 import type { Subscriber } from "./subscriber.ts";
@@ -74,9 +75,10 @@ export class RelayLink {
   readonly #dataSubs = new Map<string, Subscriber>();
   /** The subscriber the last data frame went to, and its tag. */
   #lastData: { key: string; tag: Uint8Array; sub: Subscriber } | undefined;
+  /** Joins (and grants: `keep`, a refusal leaves the subscription) waiting for an answer. */
   readonly #pending = new Map<
     string,
-    { resolve: () => void; reject: (e: RelayError) => void }
+    { resolve: () => void; reject: (e: RelayError) => void; keep?: boolean }
   >();
   #tail: Promise<void> = Promise.resolve();
   #failure: RelayError | undefined;
@@ -157,21 +159,62 @@ export class RelayLink {
       role,
       options: optionBytes,
     });
-    const answered = new Promise<void>((resolve, reject) => {
-      this.#pending.set(key, { resolve, reject });
-    });
     // Registered before JOIN goes out: frames may follow JOINED immediately.
     this.#subs.set(key, subscriber);
     if (role === 2) this.#dataSubs.set(toHex(keys.streamTag), subscriber);
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await this.sendControl({
+      await this.#ask(key, false, {
         kind: ControlKind.Join,
         role,
         routeId: keys.routeId,
         options: optionBytes,
         proof,
       });
+    } catch (e) {
+      this.#forget(keys.streamTag, role);
+      throw e;
+    }
+  }
+
+  /**
+   * Proves one more read-capability generation for a session this connection consumes
+   * (GRANT, docs/PROTOCOL.md §6.3): the relay then keeps the subscription when the producer
+   * rotates to it. A refusal leaves the subscription as it was.
+   * @param keys The reader keys of that generation.
+   * @returns Once the relay answered JOINED.
+   * @throws {RelayError} the relay's refusal (`revoked`, `auth-failed`), `protocol-error`
+   *   when not consuming that session or while its join or another grant is pending.
+   */
+  async grant(keys: ReaderKeys): Promise<void> {
+    this.#check();
+    const key = keyOf(keys.streamTag, 2);
+    if (!this.#subs.has(key) || this.#pending.has(key)) {
+      throw new RelayError(
+        "protocol-error",
+        "a grant needs a joined consumer of that session, with no join or grant pending",
+      );
+    }
+    const options = encodeJoinOptions({
+      reader: { generation: keys.generation, readerKey: keys.readerKey, grant: keys.grant },
+    });
+    const proof = await signJoin(keys.signer, { handshakeHash: this.#hash, role: 2, options });
+    await this.#ask(key, true, {
+      kind: ControlKind.Grant,
+      role: 2,
+      routeId: keys.routeId,
+      options,
+      proof,
+    });
+  }
+
+  /** Sends a JOIN or GRANT and waits for its answer (or the join timeout). */
+  async #ask(key: string, keep: boolean, message: ControlMessage): Promise<void> {
+    const answered = new Promise<void>((resolve, reject) => {
+      this.#pending.set(key, { resolve, reject, keep });
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await this.sendControl(message);
       await Promise.race([
         answered,
         new Promise<never>((_, reject) => {
@@ -184,7 +227,6 @@ export class RelayLink {
       ]);
     } catch (e) {
       this.#pending.delete(key);
-      this.#forget(keys.streamTag, role);
       throw e;
     } finally {
       clearTimeout(timer);
@@ -414,7 +456,7 @@ export class RelayLink {
         const p = this.#pending.get(key);
         if (p !== undefined) {
           this.#pending.delete(key);
-          this.#forget(m.tag, m.role as Role);
+          if (p.keep !== true) this.#forget(m.tag, m.role as Role);
           p.reject(error);
           return;
         }

@@ -6,13 +6,13 @@
  * `lingerMs`), and ends the stream with END so consumers can tell a clean end from a cut.
  */
 
-import { abytes, aint } from "../bytes.ts";
-import type { Aead } from "../crypto/types.ts";
+import { abytes, aint, writeU32BE } from "../bytes.ts";
 import { RelayError } from "../errors.ts";
 import { ControlKind, type ControlMessage, signStreamStart } from "../protocol/control.ts";
 import { DATA_HEADER, DataFlag, encodeBatch } from "../protocol/data_frame.ts";
 import { trailerLength } from "../protocol/segment.ts";
-import { FrameSealer, GENERATION, type Pending, SEGMENT_FRAMES } from "./_sealer.ts";
+import { FrameSealer, type Pending, SEGMENT_FRAMES } from "./_sealer.ts";
+import { MAX_GENERATION, ReadCapability } from "../protocol/capability.ts";
 import { TAG_LENGTH } from "../crypto/types.ts";
 import { Role } from "../protocol/join.ts";
 import { Session, type SessionKeys } from "../protocol/session.ts";
@@ -65,12 +65,28 @@ export interface ProducerOptions<T = Uint8Array> extends ConnectOptions {
    * for a later one).
    */
   readonly segmentFrames?: number;
+  /**
+   * The read-capability generation of the first stream (default 0): a producer restarted after
+   * {@link Producer.rotate} starts at the generation it rotated to, or the relay refuses it
+   * (`revoked`) and readers of older tokens could read again.
+   */
+  readonly generation?: number;
+}
+
+/** A producer stream's own parts: what {@link Producer.rotate} replaces. */
+interface StreamParts {
+  readonly epoch: Uint8Array;
+  readonly generation: number;
+  readonly sealer: FrameSealer;
+  readonly start: { readonly startedAt: bigint; readonly signature: Uint8Array };
 }
 
 /** Events of a producer. */
 export interface ProducerEvents extends ReconnectEvents {
   /** The relay holds every frame up to `seq`. */
   ack: { seq: bigint };
+  /** {@link Producer.rotate} ended the stream and started the next one, of `generation`. */
+  rotated: { generation: number; epoch: Uint8Array };
 }
 
 /**
@@ -97,11 +113,15 @@ export interface ProducerEvents extends ReconnectEvents {
  */
 export class Producer<T = Uint8Array> {
   #conn: RelayLink;
-  /** This stream's epoch (16 bytes). */
-  readonly epoch: Uint8Array;
+  readonly #session: Session;
   readonly #keys: SessionKeys;
-  /** Seals frames and signs them in segments (docs/CAPABILITIES.md "Signed frames"). */
-  readonly #sealer: FrameSealer;
+  /** The stream: epoch, generation, signed start, and the sealer that seals and signs its
+   * frames in segments (docs/CAPABILITIES.md "Signed frames"). Replaced by rotate(). */
+  #stream: StreamParts;
+  readonly #segmentFrames: number;
+  /** Set while rotate() runs: messages broadcast meanwhile wait here for the next stream. */
+  #rotating: Promise<unknown> | undefined;
+  #parked: { message: Uint8Array; done: (error?: unknown) => void }[] = [];
   /** Set when this opened its own connection: where to reconnect; it closes it on close(). */
   readonly #home: Home | undefined;
   readonly #codec: Codec<T> | undefined;
@@ -136,34 +156,24 @@ export class Producer<T = Uint8Array> {
   #written = 0n;
   readonly #replayFrames: number;
   readonly #reconnectOptions: ReconnectOptions | false;
-  #start: { startedAt: bigint; signature: Uint8Array } | undefined;
   #reconnecting: Promise<void> | undefined;
 
   private constructor(
     connection: RelayLink,
     session: Session,
     keys: SessionKeys,
-    epoch: Uint8Array,
-    aead: Aead,
+    stream: StreamParts,
+    segmentFrames: number,
     options: ProducerOptions<T>,
     home: Home | undefined,
   ) {
     this.#conn = connection;
     this.#replayFrames = options.replayFrames ?? 0;
-    const segmentFrames = aint(
-      options.segmentFrames ?? SEGMENT_FRAMES,
-      1,
-      SEGMENT_FRAMES,
-      "segmentFrames",
-    );
+    this.#segmentFrames = segmentFrames;
     this.#reconnectOptions = options.reconnect ?? {};
+    this.#session = session;
     this.#keys = keys;
-    this.epoch = epoch;
-    this.#sealer = new FrameSealer(
-      connection.crypto,
-      { session, keys, epoch, aead },
-      segmentFrames,
-    );
+    this.#stream = stream;
     this.#home = home;
     this.#codec = options.codec;
     this.#linger = options.lingerMs ?? 0;
@@ -207,34 +217,69 @@ export class Producer<T = Uint8Array> {
         "a producer needs the session (a write token): a read capability can only consume",
       );
     }
+    const segmentFrames = aint(
+      options.segmentFrames ?? SEGMENT_FRAMES,
+      1,
+      SEGMENT_FRAMES,
+      "segmentFrames",
+    );
+    const generation = aint(options.generation ?? 0, 0, MAX_GENERATION, "generation");
     const crypto = conn.crypto;
     const keys = await session.keys(crypto);
-    const epoch = crypto.randomBytes(EPOCH_LENGTH);
-    const aead = await crypto.aesGcm(session.dataKey(crypto, epoch, GENERATION, 0));
-    const producer = new Producer<T>(conn, session, keys, epoch, aead, options, home);
+    const stream = await Producer.#newStream(conn, session, keys, generation, segmentFrames);
+    const producer = new Producer<T>(conn, session, keys, stream, segmentFrames, options, home);
     await conn.join(keys, Role.Producer, {}, producer.#subscriber());
-    const startedAt = BigInt(Date.now());
-    const signature = await signStreamStart(keys.signer, keys.routeId, {
-      epoch,
-      startedAt,
-      generation: GENERATION,
-    });
-    producer.#start = { startedAt, signature };
     await producer.#announce(conn, 0n);
     return producer;
   }
 
+  /** A fresh stream of `generation`: random epoch, first data key, signed STREAM-START. */
+  static async #newStream(
+    conn: RelayLink,
+    session: Session,
+    keys: SessionKeys,
+    generation: number,
+    segmentFrames: number,
+  ): Promise<StreamParts> {
+    const crypto = conn.crypto;
+    const epoch = crypto.randomBytes(EPOCH_LENGTH);
+    const aead = await crypto.aesGcm(session.dataKey(crypto, epoch, generation, 0));
+    const startedAt = BigInt(Date.now());
+    const signature = await signStreamStart(keys.signer, keys.routeId, {
+      epoch,
+      startedAt,
+      generation,
+    });
+    const sealer = new FrameSealer(
+      crypto,
+      { session, keys, epoch, generation, aead },
+      segmentFrames,
+    );
+    return { epoch, generation, sealer, start: { startedAt, signature } };
+  }
+
   /** Sends this stream's STREAM-START, continuing at `firstSeq`. */
   #announce(conn: RelayLink, firstSeq: bigint): Promise<void> {
+    const s = this.#stream;
     return conn.sendControl({
       kind: ControlKind.StreamStart,
       tag: this.#keys.streamTag,
-      epoch: this.epoch,
-      startedAt: this.#start!.startedAt,
-      generation: GENERATION,
+      epoch: s.epoch,
+      startedAt: s.start.startedAt,
+      generation: s.generation,
       firstSeq,
-      signature: this.#start!.signature,
+      signature: s.start.signature,
     });
+  }
+
+  /** The current stream's epoch (16 bytes; a new one after {@link Producer.rotate}). */
+  get epoch(): Uint8Array {
+    return this.#stream.epoch;
+  }
+
+  /** The read-capability generation of the current stream. */
+  get generation(): number {
+    return this.#stream.generation;
   }
 
   /**
@@ -368,6 +413,12 @@ export class Producer<T = Uint8Array> {
         ),
       );
     }
+    if (this.#rotating !== undefined) return this.#park(message.slice());
+    return this.#enqueue(message);
+  }
+
+  /** Batches or seals a checked message (see {@link Producer.broadcast}). */
+  #enqueue(message: Uint8Array): Promise<void> {
     if (message.length < this.#threshold) {
       if (this.#batchBytes + 4 + message.length > this.#maxBatch) this.#cut(0);
       this.#batch.push(message.slice());
@@ -418,23 +469,11 @@ export class Producer<T = Uint8Array> {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       try {
+        // A rotation under way finishes first (its parked messages go to the new stream).
+        while (this.#rotating !== undefined) await this.#rotating.catch(() => {});
         if (this.#failure !== undefined) throw this.#failure;
         this.#cut(DataFlag.End);
-        const endSeq = this.#seq - 1n;
-        await this.#whenDrained(true);
-        if (this.#failure !== undefined) throw this.#failure;
-        if (this.#acked < endSeq) {
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          await Promise.race([
-            new Promise<void>((resolve) => this.#ackWaiters.push({ seq: endSeq, resolve })),
-            new Promise<never>((_, reject) => {
-              timer = setTimeout(() => {
-                reject(new RelayError("timeout", "relay did not acknowledge the end of stream"));
-              }, this.#closeTimeout);
-            }),
-          ]).finally(() => clearTimeout(timer));
-          if (this.#acked < endSeq) throw this.#failure ?? new RelayError("closed", "closed");
-        }
+        await this.#endWritten(this.#seq - 1n);
       } finally {
         this.#failure ??= new RelayError("closed", "producer is closed");
         if (this.#home !== undefined) await this.#conn.close();
@@ -442,6 +481,120 @@ export class Producer<T = Uint8Array> {
       }
     })();
     return this.#closing;
+  }
+
+  /**
+   * Waits until the relay acknowledged the stream's END (at `endSeq`), written by now or soon.
+   * @throws {RelayError} the producer's failure, or `timeout` after `closeTimeoutMs`.
+   */
+  async #endWritten(endSeq: bigint): Promise<void> {
+    await this.#whenDrained(true);
+    if (this.#failure !== undefined) throw this.#failure;
+    if (this.#acked >= endSeq) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.#ackWaiters.push({ seq: endSeq, resolve })),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          reject(new RelayError("timeout", "relay did not acknowledge the end of stream"));
+        }, this.#closeTimeout);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    if (this.#acked < endSeq) throw this.#failure ?? new RelayError("closed", "closed");
+  }
+
+  /**
+   * Rotates the read capability (docs/CAPABILITIES.md "Rotation and revocation"): ends the
+   * current stream with an END naming the next generation, waits until the relay holds it, and
+   * starts a new stream of that generation on the same connection. Consumers holding the new
+   * generation (the returned capability, handed over with `consumer.grant()`, or a token minted
+   * ahead with `session.readOnly()`) continue without a gap and see a `rotated` event; the relay
+   * ends readers holding only older generations (`revoked`), and their tokens cannot derive the
+   * new stream's keys anyway. Messages broadcast while it runs go to the new stream, in order.
+   * Calls queue behind each other.
+   * @param generation The new generation (default: the current one + 1; must be higher).
+   * @returns The read capability of the new generation.
+   * @throws {RangeError} for a generation not above the current one; {RelayError} when the
+   *   old stream could not be ended (connection failed, timeout): the producer has then failed.
+   */
+  rotate(generation?: number): Promise<ReadCapability> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#closing !== undefined) {
+      return Promise.reject(new RelayError("closed", "producer is closed"));
+    }
+    const before = this.#rotating ?? Promise.resolve();
+    const run = before.catch(() => {}).then(() => this.#rotateNow(generation));
+    const mine = run.finally(() => {
+      if (this.#rotating !== mine) return; // a later rotation unparks
+      this.#rotating = undefined;
+      this.#unpark();
+    });
+    mine.catch(() => {});
+    this.#rotating = mine;
+    return run;
+  }
+
+  async #rotateNow(requested: number | undefined): Promise<ReadCapability> {
+    if (this.#failure !== undefined) throw this.#failure;
+    const from = this.#stream.generation;
+    const generation = aint(requested ?? from + 1, from + 1, MAX_GENERATION, "generation");
+    const conn = this.#conn;
+    const [capability, next] = await Promise.all([
+      ReadCapability.mint(conn.crypto, this.#session, generation),
+      Producer.#newStream(conn, this.#session, this.#keys, generation, this.#segmentFrames),
+    ]);
+    if (this.#failure !== undefined) throw this.#failure;
+    // What was broadcast before rotate() closes the old stream; the END names the next one.
+    this.#cut(0);
+    const named = new Uint8Array(4);
+    writeU32BE(named, 0, generation);
+    this.#seal(named, DataFlag.End | DataFlag.Rotate);
+    try {
+      await this.#endWritten(this.#seq - 1n);
+      while (this.#reconnecting !== undefined) await this.#reconnecting;
+      if (this.#failure !== undefined) throw this.#failure;
+    } catch (e) {
+      const err = e instanceof RelayError ? e : new RelayError("protocol-error", String(e));
+      this.#fail(err);
+      throw err;
+    }
+    // The old stream is over at the relay: the next one starts at seq 0, synchronously here
+    // so that a reconnect from now on announces the new stream.
+    this.#stream = next;
+    this.#seq = 0n;
+    this.#acked = -1n;
+    this.#written = 0n;
+    this.#retained = [];
+    this.#wasIdle = true;
+    await this.#announce(this.#conn, 0n);
+    this.#events.emit("rotated", { generation, epoch: next.epoch });
+    return capability;
+  }
+
+  /**
+   * Holds a message broadcast while rotate() runs, for the next stream.
+   * @returns At once while the parked bytes stay under `highWaterMark`, otherwise once the
+   *   message is queued on the new stream.
+   */
+  #park(message: Uint8Array): Promise<void> {
+    const held = this.#parked.reduce((n, p) => n + p.message.length, 0) + message.length;
+    if (held <= this.#highWater) {
+      this.#parked.push({ message, done: () => {} });
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.#parked.push({ message, done: (e) => e === undefined ? resolve() : reject(e) });
+    });
+  }
+
+  /** The rotation is over: parked messages go to the new stream (or fail with the producer). */
+  #unpark(): void {
+    const parked = this.#parked;
+    this.#parked = [];
+    for (const p of parked) {
+      if (this.#failure !== undefined) p.done(this.#failure);
+      else this.#enqueue(p.message).then(() => p.done(), (e) => p.done(e));
+    }
   }
 
   /** Cuts the pending batch into a frame (END adds the flag, even to an empty frame). */
@@ -466,7 +619,7 @@ export class Producer<T = Uint8Array> {
   /** Queues the next frame (see {@link Producer.#inflight} for when it is sealed). */
   #seal(plaintext: Uint8Array, flags: number): void {
     const tail = this.#inflight.at(-1);
-    if (tail !== undefined && tail.frame === undefined) this.#sealer.seal(tail, false);
+    if (tail !== undefined && tail.frame === undefined) this.#stream.sealer.seal(tail, false);
     const pending: Pending = {
       frame: undefined,
       plaintext,
@@ -477,7 +630,7 @@ export class Producer<T = Uint8Array> {
     };
     this.#queued += pending.size;
     this.#inflight.push(pending);
-    if ((flags & DataFlag.End) !== 0) this.#sealer.seal(pending, true);
+    if ((flags & DataFlag.End) !== 0) this.#stream.sealer.seal(pending, true);
     if (!this.#driving && this.#reconnecting === undefined) this.#drive();
   }
 
@@ -493,10 +646,10 @@ export class Producer<T = Uint8Array> {
         // producer was idle closes its segment at once (so at moderate rates every frame is
         // signed and waits for no other); while frames keep coming, segments run on and close
         // at their limit, or with an empty frame once the burst is written.
-        if (head.frame === undefined) this.#sealer.seal(head, this.#wasIdle);
+        if (head.frame === undefined) this.#stream.sealer.seal(head, this.#wasIdle);
         this.#wasIdle = false;
         const frame = await head.frame!;
-        await this.#sealer.finish(head, frame);
+        await this.#stream.sealer.finish(head, frame);
         // Retained before writing: if this write is lost with the connection, the
         // reconnect resends it.
         this.#inflight.shift();
@@ -509,9 +662,11 @@ export class Producer<T = Uint8Array> {
           this.#cut(0);
         }
         // The burst is written and its segment still open: close it (a BATCH of no messages).
-        if (this.#inflight.length === 0 && this.#batch.length === 0 && this.#sealer.segmentOpen) {
+        if (
+          this.#inflight.length === 0 && this.#batch.length === 0 && this.#stream.sealer.segmentOpen
+        ) {
           this.#seal(encodeBatch([]), DataFlag.Batch);
-          this.#sealer.seal(this.#inflight[0]!, true);
+          this.#stream.sealer.seal(this.#inflight[0]!, true);
         }
       }
     } catch (e) {

@@ -72,6 +72,11 @@ export const ControlKind = {
   Close: 0x0a,
   /** Client → relay: leave one joined session. */
   Leave: 0x0b,
+  /**
+   * Client → relay: a joined reader proves one more generation (laid out like JOIN); the relay
+   * answers JOINED, or ERROR for that session without ending the subscription.
+   */
+  Grant: 0x0c,
 } as const;
 
 /** Wire error codes of ERROR and the hello status, and their {@link RelayError} codes. */
@@ -130,6 +135,14 @@ export type ControlMessage =
     readonly options: Uint8Array;
     readonly proof: Uint8Array;
   }
+  | {
+    /** As JOIN: a joined reader proving one more generation. */
+    readonly kind: typeof ControlKind.Grant;
+    readonly role: Role;
+    readonly routeId: Uint8Array;
+    readonly options: Uint8Array;
+    readonly proof: Uint8Array;
+  }
   | { readonly kind: typeof ControlKind.Joined; readonly tag: Uint8Array; readonly role: Role }
   | {
     readonly kind: typeof ControlKind.Error;
@@ -173,6 +186,7 @@ export type ControlMessage =
 export function encodeControl(m: ControlMessage): Uint8Array {
   switch (m.kind) {
     case ControlKind.Join:
+    case ControlKind.Grant:
       if (abytes(m.options, undefined, "options").length > MAX_JOIN_OPTIONS) {
         throw new RangeError(`join options exceed ${MAX_JOIN_OPTIONS} bytes`);
       }
@@ -241,12 +255,14 @@ export function decodeControl(bytes: Uint8Array): ControlMessage {
   const kind = r.u8();
   let m: ControlMessage;
   switch (kind) {
-    case ControlKind.Join: {
+    case ControlKind.Join:
+    case ControlKind.Grant: {
       const rl = role(r.u8(), "JOIN");
       const routeId = r.take(32);
       const len = r.u16();
       if (len > MAX_JOIN_OPTIONS) throw bad("JOIN");
-      m = { kind, role: rl, routeId, options: r.take(len), proof: r.take(64) };
+      const fields = { role: rl, routeId, options: r.take(len), proof: r.take(64) };
+      m = kind === ControlKind.Join ? { kind, ...fields } : { kind, ...fields };
       break;
     }
     case ControlKind.Joined:

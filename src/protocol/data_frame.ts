@@ -5,10 +5,12 @@
  *
  *     offset  0  u32 BE body length
  *             4  u8  type = 0x03
- *             5  u8  flags (END = 0x01, BATCH = 0x02, SIGNED = 0x04, other bits 0)
+ *             5  u8  flags (END = 0x01, BATCH = 0x02, SIGNED = 0x04, ROTATE = 0x08, others 0)
  *             6  8   stream tag
  *            14  u64 BE seq
  *            22  AES-256-GCM ciphertext ‖ 16-byte tag
+ *
+ * ROTATE = 0x08 goes only with END.
  *
  * The AAD is bytes 4..22 (type, flags, tag, seq), so none of them can be changed without
  * detection; the nonce is 4 zero bytes ‖ seq, unique because each producer stream has its
@@ -31,9 +33,14 @@ export const DataFlag = {
   Batch: 0x02,
   /** The frame closes a segment: the producer's signature trailer follows (segment.ts). */
   Signed: 0x04,
+  /**
+   * With END only: the producer rotated and the next stream is for another read-capability
+   * generation, named by the frame's plaintext (exactly a u32 BE, no messages).
+   */
+  Rotate: 0x08,
 } as const;
 
-const KNOWN_FLAGS = DataFlag.End | DataFlag.Batch | DataFlag.Signed;
+const KNOWN_FLAGS = DataFlag.End | DataFlag.Batch | DataFlag.Signed | DataFlag.Rotate;
 /** The shortest trailer (a segment of one frame). */
 const MIN_TRAILER = 66;
 
@@ -134,6 +141,9 @@ export function checkDataBody(buf: Uint8Array, at: number, length: number): numb
   }
   if ((flags & DataFlag.Signed) !== 0 && length < MIN_DATA_BODY + MIN_TRAILER) {
     throw new RelayError("protocol-error", `signed data frame of ${length} bytes is too short`);
+  }
+  if ((flags & DataFlag.Rotate) !== 0 && (flags & DataFlag.End) === 0) {
+    throw new RelayError("protocol-error", "data frame has ROTATE without END");
   }
   return flags;
 }

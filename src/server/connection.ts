@@ -21,7 +21,13 @@ import {
   MAX_CONTROL,
   verifyStreamStart,
 } from "../protocol/control.ts";
-import { checkDataBody, DATA_HEADER, DATA_SEQ_AT, DATA_TAG_AT } from "../protocol/data_frame.ts";
+import {
+  checkDataBody,
+  DATA_HEADER,
+  DATA_SEQ_AT,
+  DATA_TAG_AT,
+  DataFlag,
+} from "../protocol/data_frame.ts";
 import {
   encodeFrame,
   type Frame,
@@ -389,8 +395,10 @@ export class ServerConnection implements SubscriberConn {
       p.unacked = true;
       if (p.session.ended) {
         // END: acknowledge at once so the producer's close() returns promptly, and free
-        // the producer slot for the session's next stream.
+        // the producer slot for the session's next stream — unless the END is a rotation
+        // (ROTATE): the same producer starts the next stream on this connection.
         this.#sendAcks();
+        if ((flags & DataFlag.Rotate) !== 0) return;
         p.session.releaseProducer(true);
         this.#producers.delete(toHex(p.session.tag));
         return;
@@ -445,6 +453,8 @@ export class ServerConnection implements SubscriberConn {
         return await this.#onJoin(m);
       case ControlKind.StreamStart:
         return await this.#onStreamStart(m);
+      case ControlKind.Grant:
+        return await this.#onGrant(m);
       case ControlKind.Ping: {
         // One pong pending at most: a client pinging without reading grows nothing.
         const last = this.#control[this.#control.length - 1];
@@ -525,12 +535,58 @@ export class ServerConnection implements SubscriberConn {
       this.#decoder.maxBody = Math.max(CONTROL_FRAME_MAX, limits.maxFrameBytes);
       this.#queue({ kind: ControlKind.Joined, tag, role: m.role });
     } else {
-      const { sub, first } = session.addConsumer(this, options.policy, options.resume);
+      let joined: ReturnType<typeof session.addConsumer>;
+      try {
+        joined = session.addConsumer(this, options.policy, options.resume, reader?.generation);
+      } catch (e) {
+        return refuse((e as RelayError).code, (e as RelayError).message);
+      }
+      const { sub, first } = joined;
       this.#consumers.set(key, sub);
       this.#queue({ kind: ControlKind.Joined, tag, role: m.role });
       for (const message of first) this.#queue(message);
     }
     log.info("join", { conn: this.id, route: session.name, role: roleName(m.role) });
+  }
+
+  /**
+   * A joined reader proves one more generation (docs/PROTOCOL.md §6.3 GRANT): the same fields
+   * and checks as a reader's JOIN, for a subscription it holds. A refusal answers ERROR for
+   * that session and keeps the subscription.
+   */
+  async #onGrant(m: Extract<ControlMessage, { kind: typeof ControlKind.Grant }>): Promise<void> {
+    const { crypto, log } = this.#ctx;
+    const tag = streamTag(crypto, m.routeId);
+    const refuse = (code: RelayError["code"], message: string) => {
+      log.info("grant.refused", { conn: this.id, code });
+      this.#queue({ kind: ControlKind.Error, code, tag, role: Role.Consumer, message });
+      if (code === "auth-failed" && ++this.#failedJoins >= MAX_FAILED_JOINS) {
+        throw new RelayError("protocol-error", "too many failed joins");
+      }
+    };
+    const sub = this.#consumers.get(toHex(tag));
+    const reader = decodeJoinOptions(m.options).reader;
+    if (m.role !== Role.Consumer || sub === undefined || reader === undefined) {
+      return refuse("protocol-error", "GRANT needs a reader's credentials for a joined session");
+    }
+    const ok =
+      await verifyGrant(crypto, m.routeId, reader.generation, reader.readerKey, reader.grant) &&
+      await verifyJoin(crypto, {
+        routeId: reader.readerKey,
+        handshakeHash: this.#hash!,
+        role: m.role,
+        options: m.options,
+        proof: m.proof,
+      });
+    if (!ok) return refuse("auth-failed", "authentication failed");
+    if (sub.done) return;
+    try {
+      sub.session.grantConsumer(sub, reader.generation);
+    } catch (e) {
+      return refuse((e as RelayError).code, (e as RelayError).message);
+    }
+    this.#queue({ kind: ControlKind.Joined, tag, role: Role.Consumer });
+    log.info("grant", { conn: this.id, route: sub.session.name, generation: reader.generation });
   }
 
   async #onStreamStart(
@@ -596,7 +652,20 @@ export class ServerConnection implements SubscriberConn {
               } else {
                 this.#consumers.delete(key);
                 sub.session.removeConsumer(sub);
-                if (item.error !== undefined) {
+                if (item.error?.code === "revoked") {
+                  // Rotated out of this session only: the connection's other joins go on.
+                  this.#ctx.log.info("consumer.revoked", {
+                    conn: this.id,
+                    route: sub.session.name,
+                  });
+                  await this.#writeControl({
+                    kind: ControlKind.Error,
+                    code: "revoked",
+                    tag: sub.session.tag,
+                    role: Role.Consumer,
+                    message: item.error.message,
+                  });
+                } else if (item.error !== undefined) {
                   this.#ctx.log.info("consumer.dropped", {
                     conn: this.id,
                     route: sub.session.name,

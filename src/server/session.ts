@@ -16,6 +16,7 @@ import { isLocalProducer, nextSeq, type SessionState } from "./session/_state.ts
 import {
   addConsumer,
   addUplink,
+  grantConsumer,
   released,
   removeConsumer,
   removeUplink,
@@ -91,6 +92,7 @@ export class RelaySession {
       origin: "none",
       stream: undefined,
       streams: 0,
+      generation: 0,
       nextNum: 0,
       nextBig: 0n,
       resumeFloor: 0n,
@@ -180,15 +182,34 @@ export class RelaySession {
    * @param conn Its connection.
    * @param requested The policy it asked for (the stricter of it and the relay's applies).
    * @param resume Its resume point, if any.
+   * @param generation The read-capability generation it proved (`undefined`: a write token).
    * @returns The subscription and the control messages to send right after JOINED.
+   * @throws {RelayError} `revoked` for a reader of a generation older than the session's.
    */
   addConsumer(
     conn: SubscriberConn,
     requested: PolicyName | undefined,
     resume?: { readonly epoch: Uint8Array; readonly nextSeq: bigint },
+    generation?: number,
   ): { sub: ConsumerSub; first: ControlMessage[] } {
-    const r = addConsumer(this.#st, conn, requested, resume);
+    const r = addConsumer(this.#st, conn, requested, resume, generation);
     return r as { sub: ConsumerSub; first: ControlMessage[] };
+  }
+
+  /**
+   * A joined reader proved one more generation (GRANT).
+   * @param sub The consumer.
+   * @param generation The generation.
+   * @throws {RelayError} `revoked` below the session's generation; `protocol-error` for a
+   *   write-token consumer.
+   */
+  grantConsumer(sub: ConsumerSub, generation: number): void {
+    grantConsumer(this.#st, sub, generation);
+  }
+
+  /** The newest read-capability generation a stream of this session was started for. */
+  get generation(): number {
+    return this.#st.generation;
   }
 
   /**

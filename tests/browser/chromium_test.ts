@@ -75,13 +75,17 @@ import { Consumer, ReadCapability, Session } from "/hydra-relay.browser.js";
 const q = new URLSearchParams(location.search);
 const token = q.get("token");
 const messages = [];
+const events = [];
 try {
   const cap = token.startsWith("hydra2r_") ? ReadCapability.fromToken(token) : Session.fromToken(token);
   const consumer = await Consumer.connect(q.get("relay"), cap, { reconnect: false });
+  consumer.on("rotated", (e) => events.push("rotated:" + e.generation));
+  if (q.get("grant")) await consumer.grant(ReadCapability.fromToken(q.get("grant")));
+  window.hydraReady = true;
   for await (const m of consumer) messages.push(Array.from(m, (b) => b.toString(16).padStart(2, "0")).join(""));
-  window.hydraResult = { ok: true, messages, crypto: consumer.connection ? "ok" : "?" };
+  window.hydraResult = { ok: true, messages, events, crypto: consumer.connection ? "ok" : "?" };
 } catch (e) {
-  window.hydraResult = { ok: false, error: String(e && e.stack || e), code: e && e.code, messages };
+  window.hydraResult = { ok: false, error: String(e && e.stack || e), code: e && e.code, messages, events };
 }
 </script>`;
 
@@ -270,6 +274,38 @@ if (selfRt() !== "node") {
       } finally {
         await attacked.close({ drainMs: 100 });
       }
+    });
+
+    test("rotation in the browser: a granted page reads on without a gap, an old token is revoked", async () => {
+      const session = Session.generate();
+      const c = nativeCrypto();
+      const [g0, g1] = await Promise.all([session.readOnly(c, 0), session.readOnly(c, 1)]);
+      const q = (token: string) =>
+        `/consumer.html?relay=${relayWs}&token=${encodeURIComponent(token)}`;
+      const keeper = await open(`${q(g0.token())}&grant=${encodeURIComponent(g1.token())}`);
+      const old = await open(q(g0.token()));
+      for (const page of [keeper, old]) {
+        await page.waitForFunction("window.hydraReady === true", undefined, { timeout: 60_000 });
+      }
+      const p = await Producer.connect(relay.addr, session);
+      for (let i = 0; i < 10; i++) await p.broadcast(msg(i));
+      assert.equal((await p.rotate()).generation, 1);
+      for (let i = 10; i < 20; i++) await p.broadcast(msg(i));
+      await p.close();
+      const want = Array.from({ length: 20 }, (_, i) => hex(msg(i)));
+      const k = await result(keeper) as {
+        ok: boolean;
+        error?: string;
+        messages?: string[];
+        events?: string[];
+      };
+      assert.ok(k.ok, k.error);
+      assert.deepEqual(k.messages, want);
+      assert.deepEqual(k.events, ["rotated:1"]);
+      const o = await result(old);
+      assert.equal(o.ok, false);
+      assert.equal(o.code, "revoked", o.error);
+      assert.deepEqual(o.messages, want.slice(0, 10), "the old stream whole, nothing of the new");
     });
 
     test("the demo (serve --ws --demo): the page charts a stream; screenshot checked", async () => {

@@ -106,6 +106,42 @@ describe(`hydra-relay CLI on ${rt}`, () => {
     assert.match(bad.stderr, /--read-only: session token/);
   });
 
+  test("pub --generation rotates read tokens: the new one reads, the old one is revoked", async () => {
+    const write = await keygen(rt);
+    const readOf = async (g: number) => {
+      const r = await runCli(rt, ["keygen", "--read-only", write, "--generation", String(g)]);
+      assert.equal(r.code, 0, r.stderr);
+      return new TextDecoder().decode(r.stdout).trim();
+    };
+    const [g0, g1] = await Promise.all([readOf(0), readOf(1)]);
+    assert.notEqual(g0, g1);
+    const relay = await serveCli(rt, ["--log-level", "warn"]);
+    try {
+      const common = ["--relay", relay.addr, "--relay-key", relay.key];
+      const subs = [g1, g0].map((token) => {
+        const child = startCli(rt, ["sub", ...common], { env: { HYDRA_TOKEN: token } });
+        child.stdin!.end();
+        return finished(child);
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      const pub = await runCli(rt, ["pub", "--token", write, "--generation", "1", ...common], {
+        stdin: new TextEncoder().encode("x\ny\n"),
+      });
+      assert.equal(pub.code, 0, pub.stderr);
+      const [fresh, old] = await Promise.all(subs);
+      assert.equal(fresh!.code, 0, fresh!.stderr);
+      assert.equal(new TextDecoder().decode(fresh!.stdout), "x\ny\n");
+      assert.equal(old!.code, 1, old!.stderr);
+      assert.equal(old!.stdout.length, 0);
+      assert.match(old!.stderr, /generation 1/);
+      const bad = await runCli(rt, ["pub", "--token", write, "--generation", "-1", ...common]);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--generation/);
+    } finally {
+      await relay.stop();
+    }
+  });
+
   test("keygen | pub → relay → sub round-trips a 10 MiB file byte-exact", async () => {
     const input = randomBytes(10 * 1024 * 1024);
     const [output] = await roundTrip(rt, rt, [rt], input, "raw");

@@ -127,17 +127,19 @@ export class RawClient {
 
   /**
    * Joins with whatever keys and options are given (a proof signed by `keys.signer`, claiming
-   * `keys.routeId`) and returns the relay's answer: JOINED or ERROR.
+   * `keys.routeId`) and returns the relay's answer: JOINED or ERROR. `kind` GRANT sends the
+   * same fields as a GRANT.
    */
   async joinWithKeys(
     keys: SessionKeys,
     role: Role,
     options: JoinOptions,
+    kind: typeof ControlKind.Join | typeof ControlKind.Grant = ControlKind.Join,
   ): Promise<ControlMessage> {
     const bytes = encodeJoinOptions(options);
     const proof = await signJoin(keys.signer, { handshakeHash: this.hash, role, options: bytes });
     await this.control({
-      kind: ControlKind.Join,
+      kind,
       role,
       routeId: keys.routeId,
       options: bytes,

@@ -11,6 +11,7 @@ import process from "node:process";
 import { after, before, describe, test } from "node:test";
 import { Consumer } from "../../src/client/consumer.ts";
 import { Producer } from "../../src/client/producer.ts";
+import { nativeCrypto } from "../../src/crypto/native.ts";
 import { RelayError } from "../../src/errors.ts";
 import { Session } from "../../src/protocol/session.ts";
 import type { RelayOptions } from "../../src/server/options.ts";
@@ -184,6 +185,52 @@ describe(`cluster over NATS (${rt})`, { skip }, () => {
       await consumer.close();
     } finally {
       await Promise.all([a.close(), c.close()]);
+    }
+  });
+
+  test("rotation on A: a granted reader on B goes on without a gap, an old one on B is revoked", async () => {
+    const prefix = `t${++n}`;
+    const [a, b] = await Promise.all([relay(prefix), relay(prefix)]);
+    try {
+      const session = Session.generate();
+      const crypto = nativeCrypto();
+      const g0 = await session.readOnly(crypto, 0);
+      const g1 = await session.readOnly(crypto, 1);
+      const keeper = await Consumer.connect(b.addr, g0, { transport: t });
+      const old = await Consumer.connect(b.addr, g0, { transport: t, reconnect: false });
+      await keeper.grant(g1);
+      const producer = await Producer.connect(a.addr, session, { transport: t });
+      // B learns of the stream with the next beat: it mirrors from its first STREAM-START.
+      await waitFor(() => b.stats().sessions > 0 && b.stats().cluster!.received > 0, 5000).catch(
+        () => {},
+      );
+      const seen = watch(keeper, (i) => i === 99);
+      const rotated: number[] = [];
+      keeper.on("rotated", (e) => rotated.push(e.generation));
+      const oldSeen = watch(old, () => false);
+      for (let i = 0; i < 50; i++) {
+        await producer.broadcast(msg(i));
+        await sleep(2);
+      }
+      await producer.rotate();
+      for (let i = 50; i < 100; i++) {
+        await producer.broadcast(msg(i));
+        await sleep(2);
+      }
+      await seen.done;
+      assertOrdered(seen, 99, "granted reader on B");
+      assert.ok(seen.got.includes(50), "the first message of the new generation went missing");
+      assert.deepEqual(rotated, [1]);
+      await assert.rejects(oldSeen.done, (e: unknown) => (e as RelayError).code === "revoked");
+      assert.ok(oldSeen.got.every((i) => i < 50), "an old reader read the new generation");
+      await assert.rejects(
+        Consumer.connect(b.addr, g0, { transport: t, reconnect: false }),
+        (e: unknown) => e instanceof RelayError && e.code === "revoked",
+      );
+      await producer.close();
+      await keeper.close();
+    } finally {
+      await Promise.all([a.close(), b.close()]);
     }
   });
 

@@ -8,7 +8,7 @@ import process from "node:process";
 import { concat } from "../../bytes.ts";
 import { Producer } from "../../client/producer.ts";
 import { Session } from "../../protocol/session.ts";
-import { UsageError } from "../args.ts";
+import { type FlagSpec, intFlag, UsageError } from "../args.ts";
 import { Progress } from "../progress.ts";
 import type { Command, Flags } from "./_command.ts";
 import { CLIENT_FLAGS, clientSetup, finish } from "./_client.ts";
@@ -20,7 +20,11 @@ async function pub(flags: Flags): Promise<number> {
       "this is a read token (hydra2r_…): it can only consume — pub needs the session's write token",
     );
   }
-  const producer = await Producer.connect(addr, session, options);
+  const generation = intFlag(flags, "generation")!;
+  if (generation < 0 || generation > 0xffffffff) {
+    throw new UsageError(`--generation must be 0 to 4294967295, got ${generation}`);
+  }
+  const producer = await Producer.connect(addr, session, { ...options, generation });
   const max = producer.maxMessageBytes;
   const progress = new Progress("pub", process.stderr);
   const send = (m: Uint8Array) => {
@@ -56,10 +60,18 @@ async function pub(flags: Flags): Promise<number> {
   return 0;
 }
 
+const GENERATION: FlagSpec = {
+  name: "generation",
+  default: "0",
+  value: "N",
+  help: "the read-capability generation of the stream: readers of older ones are revoked",
+};
+
 /** `hydra-relay pub`. */
 export const pubCommand: Command = {
-  usage:
-    "Usage: hydra-relay pub --token TOKEN [options] < input\n\nSends stdin to every consumer of the session; ends the stream at EOF.",
-  flags: CLIENT_FLAGS,
+  usage: "Usage: hydra-relay pub --token TOKEN [options] < input\n\n" +
+    "Sends stdin to every consumer of the session; ends the stream at EOF. To rotate read\n" +
+    "tokens, hand readers `keygen --read-only TOKEN --generation N` and run pub --generation N.",
+  flags: [...CLIENT_FLAGS, GENERATION],
   run: pub,
 };

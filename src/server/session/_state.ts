@@ -6,6 +6,7 @@
  * subscriptions and observers, never call it.
  */
 
+import { RelayError } from "../../errors.ts";
 import type { ControlMessage, StreamStart } from "../../protocol/control.ts";
 import { ControlKind } from "../../protocol/control.ts";
 import type { Ring } from "../ring.ts";
@@ -43,6 +44,11 @@ export interface SessionState {
   origin: Origin;
   stream: Stream | undefined;
   streams: number;
+  /**
+   * The highest read-capability generation a stream of this session was started for: readers
+   * of older generations are refused and ended (docs/CAPABILITIES.md "Rotation").
+   */
+  generation: number;
   /** The next seq while it is at most 2^53 - 1 (always, in practice), else NaN. */
   nextNum: number;
   /** The next seq once it is above 2^53 - 1. */
@@ -68,6 +74,33 @@ export interface SessionState {
   wakeQueued: boolean;
   /** Connections that took (borrowed) views of ring memory and may hold them still. */
   readonly borrowers: Set<SubscriberConn>;
+}
+
+/**
+ * Whether a reader holding `sub`'s generations is cut off by a stream of `generation`: it holds
+ * none as new. A write-token consumer (no generations) reads every generation; a reader holding
+ * only later generations waits for their stream.
+ * @param sub The consumer.
+ * @param generation The stream's generation.
+ * @returns Whether it is revoked.
+ */
+export function revokedBy(sub: Sub, generation: number): boolean {
+  const held = sub.generations;
+  if (held === undefined) return false;
+  for (const g of held) if (g >= generation) return false;
+  return true;
+}
+
+/**
+ * The error a revoked reader is ended with.
+ * @param generation The generation it lacks.
+ * @returns The error.
+ */
+export function revoked(generation: number): RelayError {
+  return new RelayError(
+    "revoked",
+    `this session rotated to read tokens of generation ${generation}: ask the producer for one`,
+  );
 }
 
 /** The largest seq kept as a double. */

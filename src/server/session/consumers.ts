@@ -8,10 +8,18 @@
 import { equals } from "../../bytes.ts";
 import { RelayError } from "../../errors.ts";
 import { ControlKind, type ControlMessage, type PolicyName } from "../../protocol/control.ts";
-import { lagged, nextSeq, type SessionState, type Stream, type Sub } from "./_state.ts";
+import {
+  lagged,
+  nextSeq,
+  revoked,
+  revokedBy,
+  type SessionState,
+  type Stream,
+  type Sub,
+} from "./_state.ts";
 import { blockersMoved, notifyRoom } from "./eviction.ts";
 import { checkWait, inUse, maybeIdle } from "./lifetime.ts";
-import type { Outgoing, SubscriberConn } from "./types.ts";
+import { MAX_GRANTS, type Outgoing, type SubscriberConn } from "./types.ts";
 
 const STRICTNESS: Record<PolicyName, number> = { drop: 0, disconnect: 1, block: 2 };
 
@@ -24,14 +32,18 @@ function slowConsumer(): RelayError {
  * returned STREAM-START (after JOINED) before anything from the ring. A consumer resuming
  * the current stream (`resume` names its epoch) continues at `resume.nextSeq` from the ring,
  * after a LAGGED notice if part of what it needs was evicted.
+ * @param generation The read-capability generation it proved (`undefined`: a write token).
  * @returns The subscription and the control messages to send right after JOINED.
+ * @throws {RelayError} `revoked` for a reader of a generation older than the session's.
  */
 export function addConsumer(
   st: SessionState,
   conn: SubscriberConn,
   requested: PolicyName | undefined,
   resume?: { readonly epoch: Uint8Array; readonly nextSeq: bigint },
+  generation?: number,
 ): { sub: Sub; first: ControlMessage[] } {
+  if (generation !== undefined && generation < st.generation) throw revoked(st.generation);
   const relayPolicy = st.ctx.limits.policy;
   const policy = requested !== undefined && STRICTNESS[requested] > STRICTNESS[relayPolicy]
     ? requested
@@ -47,6 +59,7 @@ export function addConsumer(
     stream: live?.id ?? 0,
     skipBelow: 0n,
     done: false,
+    generations: generation === undefined ? undefined : [generation],
   };
   const first: ControlMessage[] = [];
   if (resume !== undefined && s !== undefined && equals(s.start.epoch, resume.epoch)) {
@@ -99,6 +112,24 @@ export function resumeAt(
   first.push(lagged(st.tag, next, to));
   sub.nextSeq = to;
   st.ctx.counters.lagged++;
+}
+
+/**
+ * A joined reader proved one more generation (a GRANT): it keeps reading when the producer
+ * rotates to it. Only the newest {@link MAX_GRANTS} are kept.
+ * @throws {RelayError} `revoked` for a generation older than the session's; `protocol-error`
+ *   for a write-token consumer (it reads every generation already).
+ */
+export function grantConsumer(st: SessionState, sub: Sub, generation: number): void {
+  const held = sub.generations;
+  if (held === undefined) {
+    throw new RelayError("protocol-error", "a write-token consumer reads every generation");
+  }
+  if (generation < st.generation) throw revoked(st.generation);
+  if (held.includes(generation)) return;
+  held.push(generation);
+  held.sort((a, b) => a - b);
+  if (held.length > MAX_GRANTS) held.shift();
 }
 
 /** Removes a consumer (left, disconnected or failed). */
@@ -205,6 +236,11 @@ export function take(st: SessionState, sub: Sub, budget: number): Outgoing[] {
     }
     let m = e.message;
     if (m.kind === ControlKind.StreamStart) {
+      if (revokedBy(sub, m.generation)) {
+        // Rotated past every generation this reader holds: it ends here, after the old stream.
+        out.push({ kind: "end", error: revoked(m.generation) });
+        break;
+      }
       sub.stream = e.stream;
       sub.nextSeq = m.firstSeq;
       sub.skipBelow = 0n; // a resume point belongs to the stream it was taken in
@@ -258,6 +294,10 @@ export function skipAhead(st: SessionState, sub: Sub, out: Outgoing[]): void {
   }
   sub.cursor = st.ring.end;
   if (s !== undefined && !s.ended && s.id !== sub.stream) {
+    if (revokedBy(sub, s.start.generation)) {
+      out.push({ kind: "end", error: revoked(s.start.generation) });
+      return;
+    }
     out.push({
       kind: "control",
       message: { kind: ControlKind.StreamStart, ...s.start, firstSeq: nextSeq(st) },

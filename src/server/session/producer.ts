@@ -43,6 +43,13 @@ export function setProducer(st: SessionState, conn: SubscriberConn): void {
  * @throws {RelayError} `protocol-error` for an impossible first seq.
  */
 export function startStream(st: SessionState, start: StreamStart): void {
+  if (start.generation < st.generation) {
+    throw new RelayError(
+      "revoked",
+      `this session rotated to generation ${st.generation}: start the producer at that ` +
+        `generation or later`,
+    );
+  }
   const s = st.stream;
   if (s !== undefined && equals(s.start.epoch, start.epoch)) {
     // The same producer stream resuming after a reconnect (within the grace period).
@@ -75,6 +82,7 @@ export function newStream(st: SessionState, start: StreamStart): void {
     });
   }
   clearGrace(st);
+  if (start.generation > st.generation) st.generation = start.generation;
   const id = ++st.streams;
   st.stream = {
     id,

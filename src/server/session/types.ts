@@ -47,6 +47,9 @@ export interface Observer<S> {
   blockersMoved?(session: S): void;
 }
 
+/** The most generations one consumer's grants keep (the newest). */
+export const MAX_GRANTS = 4;
+
 /** A consumer: a cursor into the session's ring. */
 export interface Cursor<S> {
   readonly conn: SubscriberConn;
@@ -60,6 +63,11 @@ export interface Cursor<S> {
   stream: number;
   /** Data frames below this seq are not sent (a resumed consumer already has them). */
   skipBelow: bigint;
+  /**
+   * The read-capability generations this consumer proved (join and GRANTs), at most
+   * {@link MAX_GRANTS}; `undefined` for a write-token consumer, which reads every generation.
+   */
+  generations?: number[] | undefined;
   /** A resume point for a stream this relay did not know at join time (it restarted). */
   resume?: { readonly epoch: Uint8Array; readonly nextSeq: bigint } | undefined;
   /** Removed from the session. */
