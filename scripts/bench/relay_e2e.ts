@@ -181,6 +181,7 @@ async function lat(kind: string, port: number, token: string, n: number, rate: n
       if (++i === count) break;
     }
   });
+  const cpu0 = G.process.cpuUsage();
   const started = performance.now();
   for (let i = 0; i < count; i++) {
     const due = started + (i * 1000) / rate;
@@ -193,7 +194,12 @@ async function lat(kind: string, port: number, token: string, n: number, rate: n
   await Promise.all(reading);
   samples.sort((a, b) => a - b);
   const q = (f: number) => samples[Math.min(samples.length - 1, Math.floor(f * samples.length))]!;
-  say(JSON.stringify({ p50: q(0.5), p99: q(0.99), p999: q(0.999), samples: samples.length }));
+  // The process's CPU per message sent (publisher and subscribers share it): what queues.
+  const cpu = G.process.cpuUsage(cpu0);
+  const cpuUs = (cpu.user + cpu.system) / count;
+  say(
+    JSON.stringify({ p50: q(0.5), p99: q(0.99), p999: q(0.999), samples: samples.length, cpuUs }),
+  );
   await p.close();
   await subs.close();
 }

@@ -88,7 +88,7 @@ interface Stream {
   readonly info: StreamInfo;
   readonly generation: number;
   /** The data key of the current key index (a new one every 2^24 frames). */
-  aead: { index: number; aead: Promise<Aead> };
+  aead: DataKey;
   next: bigint;
   ended: boolean;
   /** Its END named a next generation (ROTATE): a stream of it follows. */
@@ -100,6 +100,23 @@ interface Stream {
   /** The open segment, once a frame of it arrived. */
   open: Segment | undefined;
 }
+
+/** A data key being imported, and the key once it is. */
+interface DataKey {
+  readonly index: number;
+  readonly aead: Promise<Aead>;
+  ready: Aead | undefined;
+}
+
+function dataKey(index: number, aead: Promise<Aead>): DataKey {
+  const k: DataKey = { index, aead, ready: undefined };
+  aead.then((a) => (k.ready = a), ignore);
+  return k;
+}
+
+const notSigned = (): never => {
+  throw tampered("a frame is not signed by the producer");
+};
 
 /** How many distinct epochs a consumer remembers to reject replayed streams. */
 const EPOCH_MEMORY = 64;
@@ -210,6 +227,7 @@ export class StreamGuard {
     }
     // Held until the segment's signature verifies: a reader knows the data key and could
     // seal frames of its own; only the producer can sign them.
+    if (signed && s.open === undefined) return this.#alone(s, frame, seq, flags, conn);
     const seg = s.open ??= segment();
     let sealed = frame.bytes;
     let held = size;
@@ -244,14 +262,39 @@ export class StreamGuard {
     this.#push({ kind: "frame", size: held, flags, open, conn });
   }
 
+  /**
+   * A signed frame that is a segment by itself (every frame, at moderate rates): opened once
+   * its signature verified, with as few promises as that takes.
+   */
+  #alone(s: Stream, frame: Frame, seq: bigint, flags: number, conn: RelayLink): void {
+    const size = frame.bytes.length;
+    const t = readTrailer(frame.bytes, DATA_HEADER + TAG_LENGTH);
+    if (t === undefined) return this.#fault(conn, size, "a segment trailer is malformed");
+    const sealed = frame.bytes.subarray(0, t.start);
+    const key = this.#keyFor(s, seq);
+    const open = s.verifier.close(frame.bytes, seq, DATA_HEADER + TAG_LENGTH).then((ok) => {
+      if (!ok) return notSigned();
+      const a = key.ready;
+      return a !== undefined
+        ? openChecked(a, sealed)
+        : key.aead.then((a) => openChecked(a, sealed));
+    });
+    open.catch(ignore); // surfaced by recv()
+    this.#push({ kind: "frame", size, flags, open, conn });
+  }
+
   /** The data key of `seq`'s key index in stream `s`. */
   #aeadFor(s: Stream, seq: bigint): Promise<Aead> {
+    return this.#keyFor(s, seq).aead;
+  }
+
+  #keyFor(s: Stream, seq: bigint): DataKey {
     const index = keyIndexOf(seq);
     if (index !== s.aead.index) {
       const crypto = this.#crypto;
-      s.aead = { index, aead: crypto.aesGcm(this.#dataKey(crypto, s, index)) };
+      s.aead = dataKey(index, crypto.aesGcm(this.#dataKey(crypto, s, index)));
     }
-    return s.aead.aead;
+    return s.aead;
   }
 
   #dataKey(crypto: CryptoProvider, s: Stream, index: number): Uint8Array {
@@ -407,7 +450,7 @@ export class StreamGuard {
     this.#stream = {
       info,
       generation: m.generation,
-      aead: { index: first, aead: crypto.aesGcm(key) },
+      aead: dataKey(first, crypto.aesGcm(key)),
       next: m.firstSeq,
       ended: false,
       rotates: false,

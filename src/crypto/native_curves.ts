@@ -22,6 +22,9 @@ import type { CryptoProvider, KeyPair, Signer } from "./types.ts";
 const X25519_PKCS8 = fromHex("302e020100300506032b656e04220420");
 const ED25519_PKCS8 = fromHex("302e020100300506032b657004220420");
 
+/** Ed25519 public keys kept imported (the oldest go first). */
+const VERIFIER_CACHE = 256;
+
 /**
  * Measured on Node 20 (OpenSSL 3): importing a key from DER costs 190–780 µs, from a JWK
  * 16–93 µs, and a DH 44–66 µs. So keys are imported as JWK, public halves read back as JWK,
@@ -61,6 +64,19 @@ export function nodeCurves(
   };
   const pub = (crv: Jwk["crv"], raw: Bytes) =>
     nc.createPublicKey({ key: { kty: "OKP", crv, x: toBase64Url(raw) }, format: "jwk" });
+  // Ed25519 public keys by content: a stream's route id verifies every segment, and importing
+  // the key costs about as much as the verification itself.
+  const verifiers = new Map<string, NodeKey>();
+  const verifier = (raw: Bytes): NodeKey => {
+    const x = toBase64Url(raw);
+    let k = verifiers.get(x);
+    if (k === undefined) {
+      k = nc.createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x }, format: "jwk" });
+      if (verifiers.size >= VERIFIER_CACHE) verifiers.delete(verifiers.keys().next().value!);
+      verifiers.set(x, k);
+    }
+    return k;
+  };
   const x25519Private = (raw: Bytes): NodeKey => {
     let k = held.get(raw);
     if (k === undefined) held.set(raw, k = priv(X25519_PKCS8, raw, "X25519"));
@@ -108,7 +124,7 @@ export function nodeCurves(
       if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) return false;
       if (!(signature instanceof Uint8Array) || signature.length !== 64) return false;
       try {
-        return nc.verify(null, message, pub("Ed25519", publicKey), signature);
+        return nc.verify(null, message, verifier(publicKey), signature);
       } catch {
         return false;
       }

@@ -188,6 +188,41 @@ test("SignatureCache remembers a valid triple only: a valid signature with other
   assert.equal(await cache.verify(c, signer.publicKey, m, sig), true);
 });
 
+test("SignatureCache recalls a verdict only for the same bytes, route id and epoch", async () => {
+  const c = nobleCrypto;
+  const writer = await c.ed25519(c.randomBytes(32));
+  const epoch = c.randomBytes(16);
+  const [f] = await stream(c, writer, epoch, [1]);
+  const cache = new SignatureCache();
+  let verifies = 0;
+  const counting: CryptoProvider = {
+    ...c,
+    ed25519Verify: (...a) => (verifies++, c.ed25519Verify(...a)),
+  };
+  const v = () => new SegmentVerifier(counting, writer.publicKey, epoch, cache);
+  // Ten consumers of one process, the same signed frame: one verification.
+  for (let i = 0; i < 10; i++) assert.equal(await v().close(f!.frame, 0n, MIN), true);
+  assert.equal(verifies, 1);
+  // One byte changed (its body, then its signature): not recalled, and refused.
+  for (const at of [MIN - 1, f!.frame.length - 1]) {
+    const bad = f!.frame.slice();
+    bad[at]! ^= 1;
+    assert.equal(await v().close(bad, 0n, MIN), false);
+  }
+  assert.equal(verifies, 3);
+  // The same bytes in a stream of another epoch or route id: verified afresh, refused.
+  const otherEpoch = new SegmentVerifier(counting, writer.publicKey, c.randomBytes(16), cache);
+  assert.equal(await otherEpoch.close(f!.frame, 0n, MIN), false);
+  const reader = await c.ed25519(c.randomBytes(32));
+  const otherRoute = new SegmentVerifier(counting, reader.publicKey, epoch, cache);
+  assert.equal(await otherRoute.close(f!.frame, 0n, MIN), false);
+  assert.equal(verifies, 5);
+  // A refused frame is remembered as refused, not as valid.
+  const bad = f!.frame.slice();
+  bad[MIN - 1]! ^= 1;
+  assert.equal(await v().close(bad, 0n, MIN), false);
+});
+
 test("SegmentWriter keeps frames in order and closes a full segment", async () => {
   const c = nobleCrypto;
   const w = new SegmentWriter(c, await c.ed25519(c.randomBytes(32)), c.randomBytes(16));
