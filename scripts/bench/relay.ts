@@ -640,6 +640,29 @@ async function latencyRun(kind: string, runtime: string, n: number, seconds: num
 }
 
 /**
+ * T4 with the publisher and the subscribers in two processes (as deployed: the producer signs
+ * in one, the consumers verify in the other), timed by the wall clock both share.
+ */
+async function latencySplitRun(kind: string, runtime: string, n: number, seconds: number) {
+  const server = await startServer(kind, runtime);
+  const token = Session.generate().token();
+  const e2e = runtimeCmd(runtime, "relay_e2e");
+  const count = String(1000 * seconds);
+  const port = String(server.port);
+  const subs = start(e2e.concat("latsub", kind, port, token, String(n), count));
+  let pub: Proc | undefined;
+  try {
+    await subs.line((l) => l === "ready");
+    pub = start(e2e.concat("latpub", kind, port, token, "1000", count));
+    return JSON.parse(await subs.line((l) => l.startsWith("{"))) as Latency;
+  } finally {
+    await subs.stop();
+    await pub?.stop();
+    await server.stop();
+  }
+}
+
+/**
  * The relay's hop alone (T4's split): raw Bun clients (no library, no AES-GCM) publishing and
  * subscribing through the relay under test; the same clients against nats-server.
  */
@@ -670,7 +693,7 @@ async function measureLatency(): Promise<Record<string, unknown>[]> {
     `\n== latency (T4): 64 B at 1,000 msg/s to ${n} consumers for ${seconds} s; µs; target p99 ≤ nats ==`,
   );
   console.log(
-    "(e2e: library clients vs nats.js on the runtime, publisher and subscribers in one process; hop: raw Bun clients, no crypto, through the relay alone)",
+    "(e2e: library clients vs nats.js on the runtime, publisher and subscribers in one process; split: the same in two processes; hop: raw Bun clients, no crypto, through the relay alone)",
   );
   console.log("runtime  path  relay       p50     p99   p99.9");
   const rows: Record<string, unknown>[] = [];
@@ -684,13 +707,15 @@ async function measureLatency(): Promise<Record<string, unknown>[]> {
     );
   };
   for (const runtime of runtimes) {
-    for (const kind of ["hydra", "nats"]) {
-      if (kind === "nats" && natsBin === undefined) continue;
-      try {
-        show(runtime, "e2e", kind, await latencyRun(kind, runtime, n, seconds));
-      } catch (e) {
-        errors++;
-        console.log(`# latency ${kind} ${runtime}: ${(e as Error).message}`);
+    for (const [path, run] of [["e2e", latencyRun], ["split", latencySplitRun]] as const) {
+      for (const kind of ["hydra", "nats"]) {
+        if (kind === "nats" && natsBin === undefined) continue;
+        try {
+          show(runtime, path, kind, await run(kind, runtime, n, seconds));
+        } catch (e) {
+          errors++;
+          console.log(`# latency ${path} ${kind} ${runtime}: ${(e as Error).message}`);
+        }
       }
     }
     for (const kind of ["hydra", "minimal", "nats"]) {

@@ -17,6 +17,8 @@
  *   relay_e2e pub <hydra|nats> <port> <token> <size> <count>
  *       one publisher (library Producer, or nats.js publishing on the subject)
  *   relay_e2e lat <hydra|nats> <port> <token> <n> <rate> <seconds>
+ *   relay_e2e latsub <hydra|nats> <port> <token> <n> <count>   (T4 split: subscribers)
+ *   relay_e2e latpub <hydra|nats> <port> <token> <rate> <count> (T4 split: the publisher)
  *       publisher and N subscribers in this process (one clock): <rate> messages/s carrying
  *       their send time; prints {"p50", "p99", "p999", "samples"} in microseconds
  *
@@ -168,40 +170,74 @@ async function pub(kind: string, port: number, token: string, size: number, coun
   say("sent");
 }
 
-async function lat(kind: string, port: number, token: string, n: number, rate: number, s: number) {
-  const subs = await subscribers(kind, port, token, n);
-  const p = await publisher(kind, port, token);
-  const count = Math.round(rate * s);
+/** Time in ms that processes on this machine share (the wall clock, at µs resolution). */
+const now = () => performance.timeOrigin + performance.now();
+
+/** Reads `count` stamped messages from every stream: each one's latency in µs. */
+function collect(streams: AsyncIterable<Uint8Array>[], count: number): Promise<number[]> {
   const samples: number[] = [];
-  const reading = subs.streams.map(async (st) => {
+  return Promise.all(streams.map(async (st) => {
     let i = 0;
     for await (const m of st) {
       const sentAt = new DataView(m.buffer, m.byteOffset, m.length).getFloat64(0);
-      samples.push((performance.now() - sentAt) * 1000);
+      samples.push((now() - sentAt) * 1000);
       if (++i === count) break;
     }
-  });
-  const cpu0 = G.process.cpuUsage();
+  })).then(() => samples);
+}
+
+/** Sends `count` 64-byte messages at `rate` per second, each stamped with its send time. */
+async function paced(p: { send(m: Uint8Array): Promise<void> }, rate: number, count: number) {
   const started = performance.now();
   for (let i = 0; i < count; i++) {
     const due = started + (i * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     const m = new Uint8Array(64);
-    new DataView(m.buffer).setFloat64(0, performance.now());
+    new DataView(m.buffer).setFloat64(0, now());
     await p.send(m);
   }
-  await Promise.all(reading);
+}
+
+/** The quantiles and this process's CPU per message (what queues on its event loop). */
+function report(samples: number[], count: number, cpu0: { user: number; system: number }) {
   samples.sort((a, b) => a - b);
   const q = (f: number) => samples[Math.min(samples.length - 1, Math.floor(f * samples.length))]!;
-  // The process's CPU per message sent (publisher and subscribers share it): what queues.
   const cpu = G.process.cpuUsage(cpu0);
   const cpuUs = (cpu.user + cpu.system) / count;
   say(
     JSON.stringify({ p50: q(0.5), p99: q(0.99), p999: q(0.999), samples: samples.length, cpuUs }),
   );
+}
+
+/** T4: publisher and subscribers in this one process. */
+async function lat(kind: string, port: number, token: string, n: number, rate: number, s: number) {
+  const subs = await subscribers(kind, port, token, n);
+  const p = await publisher(kind, port, token);
+  const count = Math.round(rate * s);
+  const reading = collect(subs.streams, count);
+  const cpu0 = G.process.cpuUsage();
+  await paced(p, rate, count);
+  report(await reading, count, cpu0);
   await p.close();
   await subs.close();
+}
+
+/** T4 split: the subscribers alone (the publisher is `latpub`, another process). */
+async function latsub(kind: string, port: number, token: string, n: number, count: number) {
+  const subs = await subscribers(kind, port, token, n);
+  say("ready");
+  const cpu0 = G.process.cpuUsage();
+  report(await collect(subs.streams, count), count, cpu0);
+  await subs.close();
+}
+
+/** T4 split: the publisher alone. */
+async function latpub(kind: string, port: number, token: string, rate: number, count: number) {
+  const p = await publisher(kind, port, token);
+  await paced(p, rate, count);
+  await p.close();
+  say("sent");
 }
 
 G.process.stdin.on("end", () => G.process.exit(0));
@@ -214,4 +250,6 @@ else if (role === "produce") await produce(num(0), a[1]!, num(2), num(3));
 else if (role === "fan") await fan(a[0]!, num(1), a[2]!, num(3), num(5));
 else if (role === "pub") await pub(a[0]!, num(1), a[2]!, num(3), num(4));
 else if (role === "lat") await lat(a[0]!, num(1), a[2]!, num(3), num(4), num(5));
-else throw new Error("usage: relay_e2e seal|consume|produce|fan|pub|lat …");
+else if (role === "latsub") await latsub(a[0]!, num(1), a[2]!, num(3), num(4));
+else if (role === "latpub") await latpub(a[0]!, num(1), a[2]!, num(3), num(4));
+else throw new Error("usage: relay_e2e seal|consume|produce|fan|pub|lat|latsub|latpub …");

@@ -141,6 +141,19 @@ export function webCurves(): Pick<
   const E = { name: "Ed25519" };
   const publicOf = async (key: unknown) =>
     fromBase64Url((await subtle().exportKey("jwk", key)).x ?? "");
+  // Ed25519 public keys by content, imported once (as in nodeCurves).
+  const verifiers = new Map<string, Promise<unknown>>();
+  const verifyKey = (raw: Bytes): Promise<unknown> => {
+    const x = toBase64Url(raw);
+    let k = verifiers.get(x);
+    if (k === undefined) {
+      k = subtle().importKey("raw", raw, E, true, ["verify"]);
+      k.catch(() => verifiers.delete(x));
+      if (verifiers.size >= VERIFIER_CACHE) verifiers.delete(verifiers.keys().next().value!);
+      verifiers.set(x, k);
+    }
+    return k;
+  };
   return {
     async x25519KeyPair(privateKey?: Bytes): Promise<KeyPair> {
       const sk = privateKey === undefined
@@ -185,8 +198,7 @@ export function webCurves(): Pick<
       if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) return false;
       if (!(signature instanceof Uint8Array) || signature.length !== 64) return false;
       try {
-        const pk = await subtle().importKey("raw", publicKey, E, true, ["verify"]);
-        return await subtle().verify(E, pk, signature, message);
+        return await subtle().verify(E, await verifyKey(publicKey), signature, message);
       } catch {
         return false;
       }
