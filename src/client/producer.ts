@@ -8,15 +8,15 @@
 
 import { abytes, aint, writeU32BE } from "../bytes.ts";
 import { RelayError } from "../errors.ts";
-import { ControlKind, type ControlMessage, signStreamStart } from "../protocol/control.ts";
+import { ControlKind, type ControlMessage } from "../protocol/control.ts";
 import { DATA_HEADER, DataFlag, encodeBatch } from "../protocol/data_frame.ts";
 import { trailerLength } from "../protocol/segment.ts";
-import { FrameSealer, type Pending, SEGMENT_FRAMES } from "./_sealer.ts";
+import { type Pending, SEGMENT_FRAMES } from "./_sealer.ts";
+import { newStream, Retained, type StreamParts, streamStart } from "./_stream.ts";
 import { MAX_GENERATION, ReadCapability } from "../protocol/capability.ts";
 import { TAG_LENGTH } from "../crypto/types.ts";
 import { Role } from "../protocol/join.ts";
 import { Session, type SessionKeys } from "../protocol/session.ts";
-import { EPOCH_LENGTH } from "../protocol/session.ts";
 import type { Codec } from "./codec.ts";
 import type { ConnectOptions } from "./_handshake.ts";
 import { type Home, homeOf, reconnectHome, type RelayAddrs, withOwnConnection } from "./_home.ts";
@@ -78,14 +78,6 @@ export interface ProducerOptions<T = Uint8Array> extends ConnectOptions {
    * (`revoked`) and readers of older tokens could read again.
    */
   readonly generation?: number;
-}
-
-/** A producer stream's own parts: what {@link Producer.rotate} replaces. */
-interface StreamParts {
-  readonly epoch: Uint8Array;
-  readonly generation: number;
-  readonly sealer: FrameSealer;
-  readonly start: { readonly startedAt: bigint; readonly signature: Uint8Array };
 }
 
 /** Events of a producer. */
@@ -159,11 +151,8 @@ export class Producer<T = Uint8Array> {
   #ackWaiters: { seq: bigint; resolve: () => void }[] = [];
   #failure: RelayError | undefined;
   #closing: Promise<void> | undefined;
-  /** Frames written and not yet acknowledged (plus the replay window), in seq order. */
-  #retained: { seq: bigint; frame: Uint8Array }[] = [];
-  /** The next seq to be written; every lower one is written or retained. */
-  #written = 0n;
-  readonly #replayFrames: number;
+  /** Frames written and not yet acknowledged (plus the replay window), for resending. */
+  readonly #retained: Retained;
   readonly #reconnectOptions: ReconnectOptions | false;
   #reconnecting: Promise<void> | undefined;
 
@@ -177,7 +166,7 @@ export class Producer<T = Uint8Array> {
     home: Home | undefined,
   ) {
     this.#conn = connection;
-    this.#replayFrames = options.replayFrames ?? 0;
+    this.#retained = new Retained(options.replayFrames ?? 0);
     this.#segmentFrames = segmentFrames;
     this.#reconnectOptions = options.reconnect ?? {};
     this.#session = session;
@@ -235,50 +224,16 @@ export class Producer<T = Uint8Array> {
     const generation = aint(options.generation ?? 0, 0, MAX_GENERATION, "generation");
     const crypto = conn.crypto;
     const keys = await session.keys(crypto);
-    const stream = await Producer.#newStream(conn, session, keys, generation, segmentFrames);
+    const stream = await newStream(conn.crypto, session, keys, generation, segmentFrames);
     const producer = new Producer<T>(conn, session, keys, stream, segmentFrames, options, home);
     await conn.join(keys, Role.Producer, {}, producer.#subscriber());
     await producer.#announce(conn, 0n);
     return producer;
   }
 
-  /** A fresh stream of `generation`: random epoch, first data key, signed STREAM-START. */
-  static async #newStream(
-    conn: RelayLink,
-    session: Session,
-    keys: SessionKeys,
-    generation: number,
-    segmentFrames: number,
-  ): Promise<StreamParts> {
-    const crypto = conn.crypto;
-    const epoch = crypto.randomBytes(EPOCH_LENGTH);
-    const aead = await crypto.aesGcm(session.dataKey(crypto, epoch, generation, 0));
-    const startedAt = BigInt(Date.now());
-    const signature = await signStreamStart(keys.signer, keys.routeId, {
-      epoch,
-      startedAt,
-      generation,
-    });
-    const sealer = new FrameSealer(
-      crypto,
-      { session, keys, epoch, generation, aead },
-      segmentFrames,
-    );
-    return { epoch, generation, sealer, start: { startedAt, signature } };
-  }
-
   /** Sends this stream's STREAM-START, continuing at `firstSeq`. */
   #announce(conn: RelayLink, firstSeq: bigint): Promise<void> {
-    const s = this.#stream;
-    return conn.sendControl({
-      kind: ControlKind.StreamStart,
-      tag: this.#keys.streamTag,
-      epoch: s.epoch,
-      startedAt: s.start.startedAt,
-      generation: s.generation,
-      firstSeq,
-      signature: s.start.signature,
-    });
+    return conn.sendControl(streamStart(this.#stream, this.#keys.streamTag, firstSeq));
   }
 
   /** The current stream's epoch (16 bytes; a new one after {@link Producer.rotate}). */
@@ -309,7 +264,7 @@ export class Producer<T = Uint8Array> {
         }
         if (m.seq <= this.#acked) return;
         this.#acked = m.seq;
-        this.#trimRetained();
+        this.#retained.trim(m.seq);
         this.#ackWaiters = this.#ackWaiters.filter((w) => {
           if (w.seq > m.seq) return true;
           w.resolve();
@@ -319,15 +274,6 @@ export class Producer<T = Uint8Array> {
       },
       onClose: (e, connection) => connection ? this.#lost(e) : this.#fail(e),
     };
-  }
-
-  /** Drops retained frames the relay holds, beyond the replay window. */
-  #trimRetained(): void {
-    const r = this.#retained;
-    let acked = 0;
-    while (acked < r.length && r[acked]!.seq <= this.#acked) acked++;
-    const drop = acked - this.#replayFrames;
-    if (drop > 0) this.#retained = r.slice(drop);
   }
 
   /** The connection failed: reconnect if that can help, otherwise fail. */
@@ -368,8 +314,8 @@ export class Producer<T = Uint8Array> {
   #rejoin(home: Home): Promise<RelayLink> {
     return withOwnConnection(home, async (conn) => {
       await conn.join(this.#keys, Role.Producer, {}, this.#subscriber());
-      await this.#announce(conn, this.#retained[0]?.seq ?? this.#written);
-      for (const r of this.#retained) await conn.write(r.frame);
+      await this.#announce(conn, this.#retained.firstSeq);
+      for (const r of this.#retained.frames) await conn.write(r.frame);
       return conn;
     });
   }
@@ -550,7 +496,7 @@ export class Producer<T = Uint8Array> {
     const conn = this.#conn;
     const [capability, next] = await Promise.all([
       ReadCapability.mint(conn.crypto, this.#session, generation),
-      Producer.#newStream(conn, this.#session, this.#keys, generation, this.#segmentFrames),
+      newStream(conn.crypto, this.#session, this.#keys, generation, this.#segmentFrames),
     ]);
     if (this.#failure !== undefined) throw this.#failure;
     // What was broadcast before rotate() closes the old stream; the END names the next one.
@@ -572,8 +518,7 @@ export class Producer<T = Uint8Array> {
     this.#stream = next;
     this.#seq = 0n;
     this.#acked = -1n;
-    this.#written = 0n;
-    this.#retained = [];
+    this.#retained.reset();
     this.#wasIdle = true;
     await this.#announce(this.#conn, 0n);
     this.#events.emit("rotated", { generation, epoch: next.epoch });
@@ -668,7 +613,7 @@ export class Producer<T = Uint8Array> {
         // reconnect resends it.
         this.#inflight.shift();
         this.#queued -= head.size;
-        this.#retained.push({ seq: this.#written++, frame });
+        this.#retained.push(frame);
         await this.#conn.write(frame);
         if (this.#queued <= this.#highWater) this.#wakeDrained(false);
         // Messages that arrived while we were busy form the next frame.
