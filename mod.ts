@@ -18,6 +18,7 @@ export type {
   Addr,
   Conn,
   ConnOptions,
+  ConnSink,
   Listener,
   TcpAddr,
   Transport,

@@ -64,6 +64,7 @@ export type {
   Addr,
   Conn,
   ConnOptions,
+  ConnSink,
   Listener,
   TcpAddr,
   Transport,

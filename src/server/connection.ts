@@ -40,7 +40,7 @@ import { Role, verifyJoin } from "../protocol/join.ts";
 import type { CipherState } from "../protocol/noise.ts";
 import { STREAM_TAG_LENGTH, streamTag } from "../protocol/session.ts";
 import { formatAddr } from "../transport/_queues.ts";
-import type { Conn } from "../transport/types.ts";
+import type { Conn, ConnSink } from "../transport/types.ts";
 import { type ConnRole, countBy, type RelayContext } from "./context.ts";
 import { acceptHandshake, HANDSHAKE_MAX } from "./_handshake.ts";
 import type { Outbound } from "./_tamper.ts";
@@ -75,7 +75,7 @@ interface ProducerSub {
 }
 
 /** One client connection, as the relay sees it. */
-export class ServerConnection implements SubscriberConn {
+export class ServerConnection implements SubscriberConn, ConnSink {
   /** Connection number (logs). */
   readonly id: number;
   readonly #conn: Conn;
@@ -88,23 +88,46 @@ export class ServerConnection implements SubscriberConn {
   readonly #control: { message: ControlMessage; close?: boolean }[] = [];
   readonly #consumers = new Map<string, ConsumerSub>();
   readonly #producers = new Map<string, ProducerSub>();
-  #wakeup: (() => void) | undefined;
+  /** The writer is running; it returns as soon as it has nothing to write. */
+  #pumping = false;
+  /** The running writer, for the teardown to wait on. */
+  #pumped: Promise<void> | undefined;
+  /** The writer sent the final CLOSE/ERROR and half-closed: it never runs again. */
+  #pumpOver = false;
   /** Ring runs are taken and not all written yet (the pump is between take and write). */
   #taking = false;
   #dirty = false;
+  /** A frame's handling is awaited: reading is paused and the decoder holds the rest. */
+  #busy = false;
   #closing = false;
   #closed = false;
+  /** The read side ended (end of stream, an error, or a local close). */
+  #readEnded = false;
+  #tornDown = false;
   #failedJoins = 0;
   #handshakeTimedOut = false;
+  /** The relay refuses this client (its cap): the handshake only tells it why. */
+  readonly #refused: boolean;
+  #hsTimer: ReturnType<typeof setTimeout> | undefined;
   /** Why the connection ends: the first error that ended it (unset: the client left). */
   #closeCode: string | undefined;
+  /** The error that ended the connection, for the closing log line. */
+  #reason: RelayError | undefined;
   #lastRecv: number;
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
   #lastProducer: { key: string; sub: ProducerSub } | undefined;
+  /** Wakes the teardown once the read side ended. */
+  #onReadEnd: (() => void) | undefined;
+  #resolveDone!: () => void;
   /** Resolves when the connection is fully torn down. */
   readonly done: Promise<void>;
 
   /**
+   * The connection is a state machine driven by its transport's events: the handshake (a
+   * short-lived async step), then every chunk through {@link ServerConnection.onData} (the
+   * connection is its own reader, so an idle connection holds no suspended function and no
+   * pending promise), a writer that runs only while there is something to write, and a
+   * teardown once it ends.
    * @param id Connection number.
    * @param conn The accepted socket.
    * @param ctx Relay context.
@@ -117,7 +140,20 @@ export class ServerConnection implements SubscriberConn {
     this.#ctx = ctx;
     this.#remote = formatAddr(conn.remoteAddr);
     this.#lastRecv = ctx.now();
-    this.done = this.#run(refuse);
+    this.#refused = refuse !== undefined;
+    this.done = new Promise((resolve) => (this.#resolveDone = resolve));
+    ctx.log.debug("conn.open", { conn: this.id, remote: this.#remote });
+    // Dropped once the handshake is done, so an open connection does not keep the timer.
+    this.#hsTimer = setTimeout(() => {
+      if (this.#send === undefined) {
+        // Counted as a handshake failure where the read it interrupts fails.
+        ctx.log.info("conn.handshake_timeout", { conn: this.id, remote: this.#remote });
+        this.#handshakeTimedOut = true;
+        this.#closeCode ??= "timeout";
+        this.#destroy();
+      }
+    }, ctx.limits.handshakeTimeoutMs);
+    this.#open(refuse);
   }
 
   /** Milliseconds since the last byte from the client. */
@@ -147,26 +183,25 @@ export class ServerConnection implements SubscriberConn {
     return this.#taking || this.#conn.writableLength > 0;
   }
 
-  /** The connection has something new to send. */
+  /** The connection has something new to send: runs the writer unless it is running. */
   wake(): void {
     this.#dirty = true;
-    const w = this.#wakeup;
-    if (w !== undefined) {
-      this.#wakeup = undefined;
-      w();
-    }
+    if (this.#pumping || this.#pumpOver || this.#send === undefined || this.#closed) return;
+    this.#pumping = true;
+    const pumped = this.#pump();
+    // A writer with nothing to write returns before this line: keep no settled promise.
+    if (this.#pumping) this.#pumped = pumped;
   }
 
   /**
    * Ends the connection: tells the client why (a connection-level ERROR or CLOSE, when the
-   * handshake is done), lets queued frames drain for up to `drainMs`, then closes.
+   * handshake is done), lets queued frames drain for up to `drainMs`, then closes. Its
+   * subscriptions leave their sessions now.
    */
   shutdown(error: RelayError | undefined, drainMs = 1000): void {
     if (this.#closing || this.#closed) return;
     this.#closing = true;
     if (error !== undefined) this.#closeCode ??= error.code;
-    // A peer gone silent is dead to its sessions now, not after the drain.
-    if (error?.code === "timeout") this.#release();
     if (this.#send !== undefined) {
       const message: ControlMessage = error === undefined || error.code === "going-away"
         ? {
@@ -187,6 +222,7 @@ export class ServerConnection implements SubscriberConn {
     } else {
       this.#destroy();
     }
+    this.#teardown();
   }
 
   #destroy(): void {
@@ -194,71 +230,167 @@ export class ServerConnection implements SubscriberConn {
     this.#closed = true;
     this.#closing = true;
     this.#conn.close();
-    this.wake();
+    this.#endRead();
+    this.#teardown();
   }
 
-  async #run(refuse: RelayError | undefined): Promise<void> {
-    const { log, limits } = this.#ctx;
-    log.debug("conn.open", { conn: this.id, remote: this.#remote });
-    let reason: RelayError | undefined;
-    let pump: Promise<void> | undefined;
-    // Dropped once the handshake is done, so an open connection does not keep the timer.
-    let hsTimer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
-      if (this.#send === undefined) {
-        // Counted as a handshake failure where the read it interrupts fails.
-        log.info("conn.handshake_timeout", { conn: this.id, remote: this.#remote });
-        this.#handshakeTimedOut = true;
-        this.#closeCode ??= "timeout";
-        this.#destroy();
-      }
-    }, limits.handshakeTimeoutMs);
+  /** The handshake, then push-mode reading; a failure anywhere ends this connection only. */
+  async #open(refuse: RelayError | undefined): Promise<void> {
     try {
       await this.#handshake(refuse);
-      clearTimeout(hsTimer);
-      hsTimer = undefined;
-      if (refuse !== undefined) {
-        this.#closeCode = "refused";
-        await this.#conn.closeWrite().catch(() => {});
-        return;
-      }
-      log.info("conn.ready", { conn: this.id, remote: this.#remote });
-      pump = this.#pump();
-      await this.#readLoop();
-      if (!this.#closing) this.shutdown(undefined, 1000);
     } catch (e) {
-      reason = e instanceof RelayError ? e : new RelayError("protocol-error", String(e));
-      this.#closeCode ??= this.#handshakeTimedOut ? "timeout" : reason.code;
-      if (this.#send === undefined && refuse === undefined) {
-        this.#ctx.stats.handshakeFailures++;
-        countBy(this.#ctx.stats.handshakeFailuresBy, this.#closeCode);
-      }
-      if (reason.code === "protocol-error" || reason.code === "frame-too-large") {
-        this.#ctx.stats.protocolErrors++;
-      }
-      if (!this.#closed) {
-        log.info("conn.error", {
-          conn: this.id,
-          remote: this.#remote,
-          code: reason.code,
-          msg: reason.message,
-        });
-      }
-      this.shutdown(reason.code === "auth-failed" ? undefined : reason, 200);
+      this.#startReading();
+      return this.#fail(e);
     } finally {
-      clearTimeout(hsTimer);
-      if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
-      // Producers start their grace period and consumers leave now, not after the drain.
-      this.#release();
-      // The pump sends the final CLOSE/ERROR and half-closes, or gives up when the drain
-      // timer fires; then the client closes its side (or the timer does it for it). Closing
-      // before that could discard the very message that says why.
-      if (pump !== undefined) await pump;
-      await this.#discardUntilEnd();
-      this.#destroy();
-      await this.#conn.closed;
-      countBy(this.#ctx.stats.closesBy, this.#closeCode ?? "normal");
-      log.info("conn.close", { conn: this.id, remote: this.#remote, code: reason?.code });
+      clearTimeout(this.#hsTimer);
+      this.#hsTimer = undefined;
     }
+    if (refuse !== undefined) {
+      this.#closeCode = "refused";
+      await this.#conn.closeWrite().catch(() => {});
+      this.#startReading();
+      this.#teardown();
+      return;
+    }
+    this.#ctx.log.info("conn.ready", { conn: this.id, remote: this.#remote });
+    this.#startReading();
+  }
+
+  #startReading(): void {
+    try {
+      this.#conn.startReading(this);
+    } catch {
+      // Closed meanwhile: the teardown does not wait for a read side that never started.
+      this.#endRead();
+    }
+  }
+
+  /**
+   * A chunk from the client (the transport's push-mode reader; not for other callers). Frames
+   * are handled one at a time without an object per frame: a chunk may hold a thousand data
+   * frames. After the goodbye, whatever still comes is dropped until the peer closes.
+   */
+  onData(chunk: Uint8Array): void {
+    if (this.#closing) return;
+    this.#lastRecv = this.#ctx.now();
+    this.#ctx.stats.bytesIn += chunk.length;
+    try {
+      this.#decoder.feed(chunk);
+    } catch (e) {
+      return this.#fail(e);
+    }
+    this.#frames();
+  }
+
+  /** The client's side ended (the transport's push-mode reader; not for other callers). */
+  onEnd(error: unknown): void {
+    this.#endRead();
+    if (this.#closing) return;
+    if (error === undefined) this.shutdown(undefined, 1000);
+    else this.#fail(error);
+  }
+
+  #endRead(): void {
+    this.#readEnded = true;
+    const wake = this.#onReadEnd;
+    this.#onReadEnd = undefined;
+    wake?.();
+  }
+
+  /**
+   * Handles the frames the decoder holds until the chunk is used up, or until a frame's
+   * handling must be awaited (a control message, a producer the ring makes wait): then reading
+   * pauses and resumes with the decoder's next frame once it is done.
+   */
+  #frames(): void {
+    const d = this.#decoder;
+    try {
+      while (d.next()) {
+        if (this.#closing) break;
+        const type = d.frameType;
+        let wait: Promise<void> | undefined;
+        if (type === FrameType.Data) {
+          wait = this.#onData(d.frameBuffer, d.frameOffset, d.frameLength);
+        } else if (type === FrameType.Control) {
+          wait = this.#onControl(d.frame());
+        } else {
+          throw new RelayError("protocol-error", `unexpected frame type ${type}`);
+        }
+        if (wait !== undefined) {
+          if (!this.#busy) {
+            this.#busy = true;
+            this.#conn.pauseReading();
+          }
+          wait.then(() => this.#frames(), (e) => {
+            this.#fail(e);
+            this.#unpause();
+          });
+          return;
+        }
+      }
+    } catch (e) {
+      this.#fail(e);
+    }
+    this.#unpause();
+  }
+
+  /** Reading goes on after an awaited frame (closing too: what still comes is dropped, and
+   * the end is seen). */
+  #unpause(): void {
+    if (!this.#busy) return;
+    this.#busy = false;
+    this.#conn.resumeReading();
+  }
+
+  /** The connection failed (handshake, a frame, the socket): count, log, say why, end. */
+  #fail(e: unknown): void {
+    if (this.#reason !== undefined) return;
+    const reason = e instanceof RelayError ? e : new RelayError("protocol-error", String(e));
+    this.#reason = reason;
+    this.#closeCode ??= this.#handshakeTimedOut ? "timeout" : reason.code;
+    if (this.#send === undefined && !this.#refused) {
+      this.#ctx.stats.handshakeFailures++;
+      countBy(this.#ctx.stats.handshakeFailuresBy, this.#closeCode);
+    }
+    if (reason.code === "protocol-error" || reason.code === "frame-too-large") {
+      this.#ctx.stats.protocolErrors++;
+    }
+    if (!this.#closed) {
+      this.#ctx.log.info("conn.error", {
+        conn: this.id,
+        remote: this.#remote,
+        code: reason.code,
+        msg: reason.message,
+      });
+    }
+    this.shutdown(reason.code === "auth-failed" ? undefined : reason, 200);
+    this.#teardown();
+  }
+
+  /**
+   * Once per connection: its subscriptions leave their sessions (producers start their grace
+   * period) now, not after the drain; the writer sends the final CLOSE/ERROR and half-closes,
+   * or gives up when the drain timer fires; then the client closes its side (or the timer does
+   * it for it). Closing before that could discard the very message that says why.
+   */
+  async #teardown(): Promise<void> {
+    if (this.#tornDown) return;
+    this.#tornDown = true;
+    clearTimeout(this.#hsTimer);
+    this.#hsTimer = undefined;
+    if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
+    this.#release();
+    if (this.#pumped !== undefined) await this.#pumped;
+    if (!this.#readEnded) await new Promise<void>((resolve) => (this.#onReadEnd = resolve));
+    this.#destroy();
+    await this.#conn.closed;
+    countBy(this.#ctx.stats.closesBy, this.#closeCode ?? "normal");
+    this.#ctx.log.info("conn.close", {
+      conn: this.id,
+      remote: this.#remote,
+      code: this.#reason?.code,
+    });
+    this.#resolveDone();
   }
 
   /** Detaches every subscription from its session. */
@@ -271,6 +403,7 @@ export class ServerConnection implements SubscriberConn {
     this.#producers.clear();
   }
 
+  /** Pull-mode reading, for the handshake only. */
   async #nextFrame(pending: Frame[]): Promise<Frame | null> {
     while (pending.length === 0) {
       const chunk = await this.#conn.read();
@@ -291,41 +424,6 @@ export class ServerConnection implements SubscriberConn {
     this.#recv = keys.recv;
     this.#hash = keys.hash;
     this.#decoder.maxBody = CONTROL_FRAME_MAX;
-  }
-
-  async #readLoop(): Promise<void> {
-    while (!this.#closing) {
-      const chunk = await this.#conn.read();
-      if (chunk === null) return;
-      this.#lastRecv = this.#ctx.now();
-      this.#ctx.stats.bytesIn += chunk.length;
-      // Frame by frame without an object per frame: a chunk may hold a thousand data frames.
-      const d = this.#decoder;
-      d.feed(chunk);
-      while (d.next()) {
-        if (this.#closing) return;
-        const type = d.frameType;
-        if (type === FrameType.Data) {
-          const wait = this.#onData(d.frameBuffer, d.frameOffset, d.frameLength);
-          if (wait !== undefined) await wait;
-        } else if (type === FrameType.Control) {
-          await this.#onControl(d.frame());
-        } else {
-          throw new RelayError("protocol-error", `unexpected frame type ${type}`);
-        }
-      }
-    }
-  }
-
-  /** After the goodbye: read and drop whatever still comes until the peer closes. */
-  async #discardUntilEnd(): Promise<void> {
-    try {
-      while (!this.#closed && await this.#conn.read() !== null) {
-        // Dropped: this connection is over.
-      }
-    } catch {
-      // Closed by the drain timer or reset by the peer: either way, done.
-    }
   }
 
   /**
@@ -621,7 +719,11 @@ export class ServerConnection implements SubscriberConn {
     }
   }
 
-  /** The single writer: control messages first (sealed in order), then consumer data. */
+  /**
+   * The single writer: control messages first (sealed in order), then consumer data. It runs
+   * while there is something to write and returns when there is not; {@link wake} runs it
+   * again.
+   */
   async #pump(): Promise<void> {
     try {
       while (!this.#closed) {
@@ -630,6 +732,7 @@ export class ServerConnection implements SubscriberConn {
         if (next !== undefined) {
           await this.#writeControl(next.message);
           if (next.close === true) {
+            this.#pumpOver = true;
             await this.#conn.closeWrite().catch(() => {});
             return;
           }
@@ -678,15 +781,16 @@ export class ServerConnection implements SubscriberConn {
             this.#taking = false;
           }
         }
-        if (!wrote && !this.#dirty && this.#control.length === 0) {
-          await new Promise<void>((r) => (this.#wakeup = r));
-        }
+        if (!wrote && !this.#dirty && this.#control.length === 0) return;
       }
-    } catch {
-      // The socket failed: the read loop sees it too and cleans up.
+    } catch (e) {
+      // The socket failed (the peer reset it, or it was closed): this connection is over.
+      this.#closeCode ??= e instanceof RelayError ? e.code : "connection-lost";
       this.#destroy();
     } finally {
-      this.#taking = false; // the socket is closed: what was taken is never written
+      this.#taking = false; // the socket is closed or the run written
+      this.#pumping = false;
+      this.#pumped = undefined;
     }
   }
 

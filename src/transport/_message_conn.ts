@@ -9,7 +9,7 @@
 
 import { RelayError } from "../errors.ts";
 import { closedError, ReadQueue, WriteGate } from "./_queues.ts";
-import type { Addr, Conn } from "./types.ts";
+import type { Addr, Conn, ConnSink } from "./types.ts";
 
 /** How often a parked writer or a flush looks at the buffered amount again (ms). */
 const POLL_MS = 2;
@@ -119,6 +119,18 @@ export abstract class MessageConn implements Conn {
   /** The next received chunk (one message), or `null` after a clean close. */
   read(): Promise<Uint8Array | null> {
     return this.#reads.read();
+  }
+
+  startReading(sink: ConnSink): void {
+    this.#reads.start(sink);
+  }
+
+  pauseReading(): void {
+    this.#reads.hold(true);
+  }
+
+  resumeReading(): void {
+    this.#reads.hold(false);
   }
 
   /** Sends `data` as one binary message; waits while too much is buffered. */

@@ -6,7 +6,7 @@
  */
 
 import { RelayError } from "../errors.ts";
-import type { Addr, Conn, Listener } from "./types.ts";
+import type { Addr, Conn, ConnSink, Listener } from "./types.ts";
 
 interface Waiter<T> {
   resolve(value: T): void;
@@ -14,10 +14,11 @@ interface Waiter<T> {
 }
 
 /**
- * Received chunks waiting for `read()`. The socket pushes; when the queued bytes reach the
- * high-water mark `pause` is called, and `resume` once a reader has taken the queue below
- * half of it, so a reader that stops reading makes the sender's socket fill up (TCP
- * backpressure) instead of this process's memory.
+ * Received chunks on their way to the reader: pulled by `read()`, or pushed to a sink after
+ * `start()` (the adapters' `startReading`). The socket pushes; when the queued bytes reach the
+ * high-water mark `pause` is called, and `resume` once the reader has taken the queue below
+ * half of it, so a reader that stops reading (or holds its sink) makes the sender's socket fill
+ * up (TCP backpressure) instead of this process's memory.
  */
 export class ReadQueue {
   #chunks: Uint8Array[] = [];
@@ -27,6 +28,10 @@ export class ReadQueue {
   #error: unknown = undefined;
   #paused = false;
   #waiter: Waiter<Uint8Array | null> | undefined;
+  /** Push mode: where chunks go, and whether it asked to be held. */
+  #sink: ConnSink | undefined;
+  #held = false;
+  #endSent = false;
   readonly #highWater: number;
   readonly #pause: () => void;
   readonly #resume: () => void;
@@ -50,6 +55,11 @@ export class ReadQueue {
   /** A chunk arrived from the socket; the queue takes ownership of it. */
   push(chunk: Uint8Array): void {
     if (this.#ended || chunk.length === 0) return;
+    const sink = this.#sink;
+    if (sink !== undefined && !this.#held && this.#head === this.#chunks.length) {
+      sink.onData(chunk);
+      return;
+    }
     const waiter = this.#waiter;
     if (waiter !== undefined) {
       this.#waiter = undefined;
@@ -84,6 +94,7 @@ export class ReadQueue {
       if (error === undefined) waiter.resolve(null);
       else waiter.reject(error);
     }
+    this.#deliver();
   }
 
   /** Drops everything queued and ends the stream with `error` (local close). */
@@ -95,27 +106,14 @@ export class ReadQueue {
   }
 
   read(): Promise<Uint8Array | null> {
-    if (this.#head < this.#chunks.length) {
-      const chunk = this.#chunks[this.#head]!;
-      this.#chunks[this.#head++] = EMPTY;
-      if (this.#head === this.#chunks.length) {
-        this.#chunks = [];
-        this.#head = 0;
-      }
-      this.#bytes -= chunk.length;
-      if (this.#paused && this.#bytes < this.#highWater / 2) {
-        this.#paused = false;
-        this.#resume();
-      }
-      return Promise.resolve(chunk);
+    if (this.#sink !== undefined) {
+      return Promise.reject(new TypeError("Conn.read() called after startReading()"));
     }
+    if (this.#head < this.#chunks.length) return Promise.resolve(this.#take());
     if (this.#ended) {
       return this.#error === undefined ? Promise.resolve(null) : Promise.reject(this.#error);
     }
-    if (this.#paused) {
-      this.#paused = false;
-      this.#resume();
-    }
+    this.#resumeSource();
     if (this.#waiter !== undefined) {
       return Promise.reject(
         new TypeError("Conn.read() called again before the last read resolved"),
@@ -125,9 +123,124 @@ export class ReadQueue {
       this.#waiter = { resolve, reject };
     });
   }
+
+  /**
+   * Push mode from now on: what is queued, then every chunk as it arrives, goes to `sink`.
+   * @throws {TypeError} when already started or while a `read()` is pending.
+   */
+  start(sink: ConnSink): void {
+    if (this.#sink !== undefined || this.#waiter !== undefined) {
+      throw new TypeError("Conn.startReading() called twice or while a read() is pending");
+    }
+    this.#sink = sink;
+    this.#deliver();
+  }
+
+  /** Push mode: holds chunks back from the sink (`true`) or hands them over again. */
+  hold(held: boolean): void {
+    this.#held = held;
+    if (!held) this.#deliver();
+  }
+
+  /** Hands the sink what is queued, then the end, while it is not held. */
+  #deliver(): void {
+    const sink = this.#sink;
+    if (sink === undefined) return;
+    while (!this.#held && this.#head < this.#chunks.length) sink.onData(this.#take());
+    if (this.#held || this.#head < this.#chunks.length) return;
+    if (!this.#ended) this.#resumeSource();
+    else if (!this.#endSent) {
+      this.#endSent = true;
+      sink.onEnd(this.#error);
+    }
+  }
+
+  /** The oldest queued chunk, taken off the queue (the source resumes below half). */
+  #take(): Uint8Array {
+    const chunk = this.#chunks[this.#head]!;
+    this.#chunks[this.#head++] = EMPTY;
+    if (this.#head === this.#chunks.length) {
+      this.#chunks = [];
+      this.#head = 0;
+    }
+    this.#bytes -= chunk.length;
+    if (this.#bytes < this.#highWater / 2) this.#resumeSource();
+    return chunk;
+  }
+
+  #resumeSource(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#resume();
+  }
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Push mode ({@link Conn.startReading}) over a connection that can only be pulled from (Deno's
+ * sockets, wrappers): one `read()` at a time while the sink is not paused, its result handed
+ * on from the promise's callbacks, so no function stays suspended while the peer is quiet. A
+ * paused sink leaves the socket unread (TCP backpressure); a read that completes after the
+ * sink paused is kept until it resumes.
+ */
+export class PullReader {
+  readonly #conn: { read(): Promise<Uint8Array | null> };
+  readonly #sink: ConnSink;
+  #paused = false;
+  #reading = false;
+  #ended = false;
+  /** A chunk read while the sink was paused (`null`: the end, with `#error`). */
+  #held: Uint8Array | null | undefined;
+  #error: unknown;
+
+  /**
+   * @param conn What to pull from; starts reading at once.
+   * @param sink Where the chunks and the end go.
+   */
+  constructor(conn: { read(): Promise<Uint8Array | null> }, sink: ConnSink) {
+    this.#conn = conn;
+    this.#sink = sink;
+    this.#next();
+  }
+
+  /** Hands the sink nothing until {@link resume}. */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  /** Hands over what was held, then reads on. */
+  resume(): void {
+    this.#paused = false;
+    this.#next();
+  }
+
+  #next(): void {
+    while (!this.#paused && !this.#ended) {
+      const held = this.#held;
+      if (held === undefined) break;
+      this.#held = undefined;
+      if (held === null) {
+        this.#ended = true;
+        this.#sink.onEnd(this.#error);
+        return;
+      }
+      this.#sink.onData(held);
+    }
+    if (this.#paused || this.#ended || this.#reading) return;
+    this.#reading = true;
+    this.#conn.read().then((chunk) => {
+      this.#reading = false;
+      this.#held = chunk;
+      this.#next();
+    }, (e) => {
+      this.#reading = false;
+      this.#held = null;
+      this.#error = e;
+      this.#next();
+    });
+  }
+}
 
 /**
  * Writers parked until the outgoing queue drains below the high-water mark. Adapters call

@@ -24,6 +24,7 @@ import {
   type Addr,
   type Conn,
   type ConnOptions,
+  type ConnSink,
   DEFAULT_HIGH_WATER,
   type Listener,
   type Transport,
@@ -155,6 +156,18 @@ class BunConn implements Conn {
 
   read(): Promise<Uint8Array | null> {
     return this.#inbox.read();
+  }
+
+  startReading(sink: ConnSink): void {
+    this.#inbox.start(sink);
+  }
+
+  pauseReading(): void {
+    this.#inbox.hold(true);
+  }
+
+  resumeReading(): void {
+    this.#inbox.hold(false);
   }
 
   write(data: Uint8Array): Promise<void> {

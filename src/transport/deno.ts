@@ -13,11 +13,19 @@
  */
 
 import { RelayError } from "../errors.ts";
-import { closedError, formatAddr, iterateAccept, socketError, WriteGate } from "./_queues.ts";
+import {
+  closedError,
+  formatAddr,
+  iterateAccept,
+  PullReader,
+  socketError,
+  WriteGate,
+} from "./_queues.ts";
 import {
   type Addr,
   type Conn,
   type ConnOptions,
+  type ConnSink,
   DEFAULT_HIGH_WATER,
   type Listener,
   type Transport,
@@ -99,6 +107,8 @@ class DenoConnAdapter implements Conn {
   /** Bytes of the chunk a `conn.write` op is reading now (its memory is pinned by the op). */
   #inflight = 0;
   #pumping: Promise<void> | undefined;
+  /** Push mode: reads for the sink (Deno's API has no push of its own). */
+  #reader: PullReader | undefined;
 
   constructor(conn: DenoConn, highWater: number, localAddr: Addr) {
     this.#conn = conn;
@@ -144,6 +154,19 @@ class DenoConnAdapter implements Conn {
       return buf.slice(0, n);
     }
     return buf.subarray(0, n);
+  }
+
+  startReading(sink: ConnSink): void {
+    if (this.#reader !== undefined) throw new TypeError("Conn.startReading() called twice");
+    this.#reader = new PullReader(this, sink);
+  }
+
+  pauseReading(): void {
+    this.#reader?.pause();
+  }
+
+  resumeReading(): void {
+    this.#reader?.resume();
   }
 
   write(data: Uint8Array): Promise<void> {

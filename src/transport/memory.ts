@@ -23,6 +23,7 @@ import {
   type Addr,
   type Conn,
   type ConnOptions,
+  type ConnSink,
   DEFAULT_HIGH_WATER,
   type Listener,
   type Transport,
@@ -62,6 +63,18 @@ class MemoryConn implements Conn {
 
   read(): Promise<Uint8Array | null> {
     return this.inbox.read();
+  }
+
+  startReading(sink: ConnSink): void {
+    this.inbox.start(sink);
+  }
+
+  pauseReading(): void {
+    this.inbox.hold(true);
+  }
+
+  resumeReading(): void {
+    this.inbox.hold(false);
   }
 
   write(data: Uint8Array): Promise<void> {

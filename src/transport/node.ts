@@ -28,6 +28,7 @@ import {
   type Addr,
   type Conn,
   type ConnOptions,
+  type ConnSink,
   DEFAULT_HIGH_WATER,
   type Listener,
   type Transport,
@@ -92,6 +93,18 @@ class NodeConn implements Conn {
 
   read(): Promise<Uint8Array | null> {
     return this.#queue.read();
+  }
+
+  startReading(sink: ConnSink): void {
+    this.#queue.start(sink);
+  }
+
+  pauseReading(): void {
+    this.#queue.hold(true);
+  }
+
+  resumeReading(): void {
+    this.#queue.hold(false);
   }
 
   write(data: Uint8Array): Promise<void> {

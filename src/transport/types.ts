@@ -17,6 +17,13 @@
  *   buffers on that signal (src/server/ring.ts), so an adapter whose `writableLength` is 0
  *   while it still holds a written buffer (or whose peer keeps one, as an in-memory pipe
  *   would) breaks the relay: such an adapter must copy.
+ *
+ * Reading comes in two modes. `read()` pulls one chunk at a time; `startReading(sink)` switches
+ * the connection to push mode for good: every chunk goes to the sink as it arrives, and the
+ * reader holds no pending promise while the peer is quiet (the relay's connections are read
+ * this way, so an idle one costs no suspended function). `pauseReading()` is backpressure in
+ * push mode: chunks arriving meanwhile wait in the adapter (bounded by the high-water mark, past
+ * which the socket stops being read), and `resumeReading()` hands them over in order.
  */
 
 /** A TCP endpoint. */
@@ -52,6 +59,17 @@ export interface ConnOptions {
 /** Default per-direction queue bound: 64 KiB. */
 export const DEFAULT_HIGH_WATER: number = 64 * 1024;
 
+/** Where a connection's input goes in push mode ({@link Conn.startReading}). */
+export interface ConnSink {
+  /** A chunk arrived; the sink owns it (as a `read()` caller would). */
+  onData(chunk: Uint8Array): void;
+  /**
+   * No chunk follows: `undefined` at end of stream, else what `read()` would have thrown
+   * (`connection-lost`, or `closed` after a local `close()`). Called once.
+   */
+  onEnd(error: unknown): void;
+}
+
 /** One bidirectional byte stream. */
 export interface Conn {
   /** This end's address. */
@@ -78,6 +96,17 @@ export interface Conn {
    *   a local `close()`.
    */
   read(): Promise<Uint8Array | null>;
+  /**
+   * Switches to push mode: chunks already received, then every later one, go to `sink` in
+   * order, then its `onEnd` once. `read()` must not be called afterwards.
+   * @param sink Receives the chunks and the end.
+   * @throws {TypeError} when already reading in push mode or while a `read()` is pending.
+   */
+  startReading(sink: ConnSink): void;
+  /** Push mode: hands the sink nothing until {@link Conn.resumeReading} (backpressure). */
+  pauseReading(): void;
+  /** Push mode: hands the sink what arrived while paused, in order, then goes on. */
+  resumeReading(): void;
   /**
    * Queues bytes for sending. Resolves at once while the queue is below the high-water mark,
    * otherwise once it has drained below it: awaiting every write is backpressure.

@@ -11,6 +11,7 @@ import type { Outbound, Tamper } from "../../src/server/_tamper.ts";
 import { RelayServer } from "../../src/server/relay.ts";
 import type { RelayOptions } from "../../src/server/options.ts";
 import type { Addr, Conn, Listener, Transport } from "../../src/transport/types.ts";
+import { PullReader } from "../../src/transport/_queues.ts";
 import { addrKinds, availableTransports } from "../_helpers.ts";
 
 /** One transport × address kind combination. */
@@ -72,6 +73,17 @@ export function tapTransport(
       if (c !== null) see(c, "in", conn);
       return c;
     },
+    startReading(sink) {
+      conn.startReading({
+        onData(c) {
+          see(c, "in", conn);
+          sink.onData(c);
+        },
+        onEnd: (e) => sink.onEnd(e),
+      });
+    },
+    pauseReading: () => conn.pauseReading(),
+    resumeReading: () => conn.resumeReading(),
     write(data) {
       see(data, "out", conn);
       return conn.write(data);
@@ -190,6 +202,7 @@ export function freezableTransport(
   const open = new Set<{ freeze(): void }>();
   const wrap = (conn: Conn): Conn & { freeze(): void } => {
     let frozen = false;
+    let reader: PullReader | undefined;
     let unblock: (() => void) | undefined;
     const hang = new Promise<null>((r) => (unblock = () => r(null)));
     const closed = Promise.race([conn.closed, hang.then(() => {})]);
@@ -213,6 +226,11 @@ export function freezableTransport(
           if (!frozen) return c;
         }
       },
+      startReading(sink) {
+        reader = new PullReader(this, sink);
+      },
+      pauseReading: () => reader?.pause(),
+      resumeReading: () => reader?.resume(),
       write: (data) => frozen ? Promise.resolve() : conn.write(data),
       closeWrite: () => frozen ? Promise.resolve() : conn.closeWrite(),
       close() {
