@@ -101,7 +101,8 @@ export function writeFrameHeader(
  */
 export class FrameDecoder {
   #maxBody: number;
-  readonly #head = new Uint8Array(FRAME_HEADER);
+  /** A length prefix split across chunks; made the first time one is (most connections never). */
+  #head: Uint8Array | undefined;
   #headLen = 0;
   #partial: Uint8Array | undefined;
   #partialLen = 0;
@@ -178,13 +179,14 @@ export class FrameDecoder {
     // Finish the frame left incomplete by earlier chunks.
     while (off < chunk.length && (this.#headLen > 0 || this.#partial !== undefined)) {
       if (this.#partial === undefined) {
+        const head = this.#head!;
         const n = Math.min(FRAME_HEADER - this.#headLen, chunk.length - off);
-        this.#head.set(chunk.subarray(off, off + n), this.#headLen);
+        head.set(chunk.subarray(off, off + n), this.#headLen);
         this.#headLen += n;
         off += n;
         if (this.#headLen < FRAME_HEADER) break;
-        this.#partial = new Uint8Array(FRAME_HEADER + this.#checkedLength(this.#head, 0));
-        this.#partial.set(this.#head);
+        this.#partial = new Uint8Array(FRAME_HEADER + this.#checkedLength(head, 0));
+        this.#partial.set(head);
         this.#partialLen = FRAME_HEADER;
         this.#headLen = 0;
       }
@@ -215,7 +217,7 @@ export class FrameDecoder {
       this.#partial.set(chunk.subarray(off));
       this.#partialLen = rest;
     } else if (rest > 0) {
-      this.#head.set(chunk.subarray(off));
+      (this.#head ??= new Uint8Array(FRAME_HEADER)).set(chunk.subarray(off));
       this.#headLen = rest;
     }
     this.#chunk = EMPTY;

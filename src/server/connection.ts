@@ -8,6 +8,7 @@
  * connection state (issue 23 reworks it into one callback-driven state machine).
  */
 
+import { Signal } from "../_signal.ts";
 import { equalsAt, readU32BE, readU64, toHex } from "../bytes.ts";
 import { RelayError } from "../errors.ts";
 import {
@@ -66,6 +67,13 @@ export const SLOW_DRAIN_MS = 5000;
 /** How long ACKs may be held back to be coalesced (ms). */
 const ACK_DELAY = 20;
 
+/**
+ * The producer map of a connection that never produced: shared, always empty (only deleted
+ * from, which changes nothing), so a consumer connection does not allocate a table it never
+ * uses.
+ */
+const NO_PRODUCERS = new Map<string, never>();
+
 interface ProducerSub {
   readonly session: RelaySession;
   started: boolean;
@@ -87,7 +95,8 @@ export class ServerConnection implements SubscriberConn, ConnSink {
   #hash: Uint8Array | undefined;
   readonly #control: { message: ControlMessage; close?: boolean }[] = [];
   readonly #consumers = new Map<string, ConsumerSub>();
-  readonly #producers = new Map<string, ProducerSub>();
+  /** {@link NO_PRODUCERS} until this connection first joins as a producer (most never do). */
+  #producers: Map<string, ProducerSub> = NO_PRODUCERS;
   /** The writer is running; it returns as soon as it has nothing to write. */
   #pumping = false;
   /** The running writer, for the teardown to wait on. */
@@ -118,9 +127,7 @@ export class ServerConnection implements SubscriberConn, ConnSink {
   #lastProducer: { key: string; sub: ProducerSub } | undefined;
   /** Wakes the teardown once the read side ended. */
   #onReadEnd: (() => void) | undefined;
-  #resolveDone!: () => void;
-  /** Resolves when the connection is fully torn down. */
-  readonly done: Promise<void>;
+  readonly #done = new Signal();
 
   /**
    * The connection is a state machine driven by its transport's events: the handshake (a
@@ -141,19 +148,24 @@ export class ServerConnection implements SubscriberConn, ConnSink {
     this.#remote = formatAddr(conn.remoteAddr);
     this.#lastRecv = ctx.now();
     this.#refused = refuse !== undefined;
-    this.done = new Promise((resolve) => (this.#resolveDone = resolve));
     ctx.log.debug("conn.open", { conn: this.id, remote: this.#remote });
     // Dropped once the handshake is done, so an open connection does not keep the timer.
     this.#hsTimer = setTimeout(() => {
       if (this.#send === undefined) {
-        // Counted as a handshake failure where the read it interrupts fails.
         ctx.log.info("conn.handshake_timeout", { conn: this.id, remote: this.#remote });
         this.#handshakeTimedOut = true;
         this.#closeCode ??= "timeout";
         this.#destroy();
+        // Counted now: the read it interrupts fails only after the teardown has begun.
+        this.#fail(new RelayError("timeout", "handshake timed out"));
       }
     }, ctx.limits.handshakeTimeoutMs);
     this.#open(refuse);
+  }
+
+  /** Resolves when the connection is fully torn down (made on first use). */
+  get done(): Promise<void> {
+    return this.#done.promise;
   }
 
   /** Milliseconds since the last byte from the client. */
@@ -390,7 +402,8 @@ export class ServerConnection implements SubscriberConn, ConnSink {
       remote: this.#remote,
       code: this.#reason?.code,
     });
-    this.#resolveDone();
+    this.#done.resolve();
+    this.#ctx.closed(this);
   }
 
   /** Detaches every subscription from its session. */
@@ -629,6 +642,7 @@ export class ServerConnection implements SubscriberConn, ConnSink {
       } catch (e) {
         return refuse((e as RelayError).code, (e as RelayError).message);
       }
+      if (this.#producers === NO_PRODUCERS) this.#producers = new Map();
       this.#producers.set(key, { session, started: false, unacked: false, lastSeq: -1n });
       this.#decoder.maxBody = Math.max(CONTROL_FRAME_MAX, limits.maxFrameBytes);
       this.#queue({ kind: ControlKind.Joined, tag, role: m.role });

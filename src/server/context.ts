@@ -23,6 +23,8 @@ export interface RelayContext {
   session(routeId: Uint8Array, tag: Uint8Array): RelaySession | RelayError;
   /** Clock (ms). */
   readonly now: () => number;
+  /** A connection is torn down: the relay forgets it. */
+  closed(conn: object): void;
   /** Test hook simulating a malicious relay (`_tamper.ts`); undefined in production. */
   readonly tamper?: Tamper | undefined;
   /**

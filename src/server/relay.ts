@@ -156,6 +156,7 @@ export class RelayServer {
       stats: this.#counters,
       now: Date.now,
       session: (routeId, tag) => this.#session(routeId, tag),
+      closed: (conn) => this.#conns.delete(conn as ServerConnection),
       tamper,
       claim: cluster === undefined ? undefined : (s) => cluster.claim(s),
     };
@@ -311,7 +312,6 @@ export class RelayServer {
       }
       const rc = new ServerConnection(id, conn, this.#context, refuse);
       this.#conns.add(rc);
-      rc.done.then(() => this.#conns.delete(rc));
     }
   }
 

@@ -50,7 +50,7 @@ export abstract class MessageConn implements Conn {
     this.remoteAddr = remoteAddr;
     this.#highWater = highWater;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    this.#reads = new ReadQueue(highWater, pause, resume);
+    this.#reads = new ReadQueue(highWater, { pause, resume });
   }
 
   /** Sends one binary message; `false` when the socket dropped it (closing). */

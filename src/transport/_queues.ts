@@ -13,6 +13,12 @@ interface Waiter<T> {
   reject(error: unknown): void;
 }
 
+/** What a {@link ReadQueue} stops and starts reading from. */
+export interface ReadSource {
+  pause(): void;
+  resume(): void;
+}
+
 /**
  * Received chunks on their way to the reader: pulled by `read()`, or pushed to a sink after
  * `start()` (the adapters' `startReading`). The socket pushes; when the queued bytes reach the
@@ -33,13 +39,16 @@ export class ReadQueue {
   #held = false;
   #endSent = false;
   readonly #highWater: number;
-  readonly #pause: () => void;
-  readonly #resume: () => void;
+  readonly #source: ReadSource;
 
-  constructor(highWater: number, pause: () => void, resume: () => void) {
+  /**
+   * @param highWater Queued bytes at which the source is paused.
+   * @param source What to pause and resume: the socket itself where it has the two methods
+   *   (one object per connection, no closures).
+   */
+  constructor(highWater: number, source: ReadSource) {
     this.#highWater = highWater;
-    this.#pause = pause;
-    this.#resume = resume;
+    this.#source = source;
   }
 
   /** Bytes received and not yet read. */
@@ -70,7 +79,7 @@ export class ReadQueue {
     this.#bytes += chunk.length;
     if (!this.#paused && this.#bytes >= this.#highWater) {
       this.#paused = true;
-      this.#pause();
+      this.#source.pause();
     }
   }
 
@@ -171,7 +180,7 @@ export class ReadQueue {
   #resumeSource(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    this.#resume();
+    this.#source.resume();
   }
 }
 

@@ -10,6 +10,7 @@
  * copying; the conformance suite checks that kept chunks are never overwritten.
  */
 
+import { Signal } from "../_signal.ts";
 import { RelayError } from "../errors.ts";
 import {
   AcceptQueue,
@@ -77,12 +78,11 @@ function bunNs(): BunNs {
 class BunConn implements Conn {
   readonly localAddr: Addr;
   readonly remoteAddr: Addr;
-  readonly closed: Promise<void>;
   readonly #socket: BunSocket;
   readonly #highWater: number;
   readonly #inbox: ReadQueue;
   readonly #gate = new WriteGate();
-  #resolveClosed!: () => void;
+  readonly #closed = new Signal();
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   #writeClosed = false;
@@ -109,8 +109,11 @@ class BunConn implements Conn {
       };
       socket.setNoDelay?.(true);
     }
-    this.#inbox = new ReadQueue(highWater, () => socket.pause(), () => socket.resume());
-    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#inbox = new ReadQueue(highWater, socket);
+  }
+
+  get closed(): Promise<void> {
+    return this.#closed.promise;
   }
 
   // ---- events from Bun's handlers ----
@@ -144,7 +147,7 @@ class BunConn implements Conn {
     this.#writeError ??= new RelayError("connection-lost", "connection closed by peer");
     this.#gate.fail(this.#writeError);
     this.#shutdownWaiter?.();
-    this.#resolveClosed();
+    this.#closed.resolve();
   }
 
   // ---- Conn ----
@@ -230,7 +233,7 @@ class BunConn implements Conn {
     this.#inbox.discard(closed);
     this.#gate.fail(this.#writeError);
     this.#socket.terminate();
-    this.#resolveClosed();
+    this.#closed.resolve();
   }
 
   setNoDelay(noDelay: boolean): void {

@@ -53,7 +53,7 @@ class MemoryConn implements Conn {
     this.localAddr = localAddr;
     this.remoteAddr = remoteAddr;
     // Pausing a memory "socket" means: the writer's next write() waits (see write()).
-    this.inbox = new ReadQueue(highWater, () => {}, () => this.peer.gate.release());
+    this.inbox = new ReadQueue(highWater, { pause() {}, resume: () => this.peer.gate.release() });
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
   }
 

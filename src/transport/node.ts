@@ -14,6 +14,7 @@
  */
 
 import type * as Net from "node:net";
+import { Signal } from "../_signal.ts";
 import { RelayError } from "../errors.ts";
 import {
   AcceptQueue,
@@ -47,42 +48,67 @@ function net(): typeof Net {
   return (netModule = m);
 }
 
+/** Where a socket's listeners find their connection (they are shared by every socket). */
+const CONN: unique symbol = Symbol("hydra.node.conn");
+type TaggedSocket = Net.Socket & { [CONN]?: NodeConn };
+
 class NodeConn implements Conn {
   readonly localAddr: Addr;
   readonly remoteAddr: Addr;
-  readonly closed: Promise<void>;
   readonly #socket: Net.Socket;
   readonly #queue: ReadQueue;
   readonly #gate = new WriteGate();
+  readonly #closed = new Signal();
   #writeError: RelayError | undefined;
 
   constructor(socket: Net.Socket, localAddr: Addr, remoteAddr: Addr, highWater: number) {
     this.#socket = socket;
     this.localAddr = localAddr;
     this.remoteAddr = remoteAddr;
-    this.#queue = new ReadQueue(highWater, () => socket.pause(), () => socket.resume());
-    socket.on("data", (b: Uint8Array) => {
-      this.#queue.push(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
-    });
-    socket.on("end", () => this.#queue.end());
-    socket.on("drain", () => this.#gate.release());
-    socket.on("error", (e: unknown) => {
-      const err = socketError(e, formatAddr(remoteAddr));
-      this.#writeError ??= err;
-      this.#queue.fail(err);
-      this.#gate.fail(err);
-    });
-    this.closed = new Promise((resolve) => {
-      socket.on("close", () => {
-        // Not closed by us (close() sets #writeError first): the peer or the network did it.
-        this.#writeError ??= new RelayError("connection-lost", "connection closed by peer");
-        if (!this.#queue.done) {
-          this.#queue.fail(new RelayError("connection-lost", "connection closed before EOF"));
-        }
-        this.#gate.fail(this.#writeError);
-        resolve();
-      });
-    });
+    this.#queue = new ReadQueue(highWater, socket);
+    // One set of listener functions for every socket (they find this object on the socket):
+    // an idle connection holds no closure of its own.
+    (socket as TaggedSocket)[CONN] = this;
+    socket.on("data", NodeConn.#onData);
+    socket.on("end", NodeConn.#onEnd);
+    socket.on("drain", NodeConn.#onDrain);
+    socket.on("error", NodeConn.#onError);
+    socket.on("close", NodeConn.#onClose);
+  }
+
+  static #onData(this: TaggedSocket, b: Uint8Array): void {
+    this[CONN]!.#queue.push(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+  }
+
+  static #onEnd(this: TaggedSocket): void {
+    this[CONN]!.#queue.end();
+  }
+
+  static #onDrain(this: TaggedSocket): void {
+    this[CONN]!.#gate.release();
+  }
+
+  static #onError(this: TaggedSocket, e: unknown): void {
+    const conn = this[CONN]!;
+    const err = socketError(e, formatAddr(conn.remoteAddr));
+    conn.#writeError ??= err;
+    conn.#queue.fail(err);
+    conn.#gate.fail(err);
+  }
+
+  static #onClose(this: TaggedSocket): void {
+    const conn = this[CONN]!;
+    // Not closed by us (close() sets #writeError first): the peer or the network did it.
+    conn.#writeError ??= new RelayError("connection-lost", "connection closed by peer");
+    if (!conn.#queue.done) {
+      conn.#queue.fail(new RelayError("connection-lost", "connection closed before EOF"));
+    }
+    conn.#gate.fail(conn.#writeError);
+    conn.#closed.resolve();
+  }
+
+  get closed(): Promise<void> {
+    return this.#closed.promise;
   }
 
   get writableLength(): number {
