@@ -5,8 +5,10 @@
  * the same Bun load generator for every contestant (scripts/bench/relay_load.ts).
  *
  *   deno task bench:relay [--quick] [--runtimes deno,bun,node] [--sizes 64,1024,65536,1048576]
- *                         [--n 1,10,100] [--reps N] [--mib N] [--only fanout,idle,joins,bulk,scale,e2e,latency]
- *                         [--idle N] [--joins N] [--bulk N] [--scale N] [--e2e N] [--seconds N]
+ *                         [--n 1,10,100] [--reps N] [--mib N]
+ *                         [--only fanout,idle,joins,flood,bulk,scale,e2e,latency]
+ *                         [--idle N] [--joins N] [--flood-rate N] [--bulk N]
+ *                         [--scale N] [--e2e N] [--seconds N]
  *
  * fanout (T1): 1 → N, delivered payload MB/s (N × messages × size / time from the first data
  *   frame to the last consumer's last), consumers checking framing, not decrypting; the
@@ -14,6 +16,9 @@
  * idle (T5): relay RSS growth per 1,000 idle consumers (joined and pinging, for ours).
  * joins (T6): complete consumer joins per second (Noise handshake + proof + JOINED), 64 in
  *   flight from one client process.
+ * flood (issue 23): the relay's hop (raw clients, 64 B at 1,000 msg/s to 10) on one relay,
+ *   quiet and then while another process attempts --flood-rate joins/s (default 2,000): p99
+ *   under the flood against quiet, joins completed per second, the relay's CPU per join.
  * bulk (T3): 1 → 1 end to end with the library's Producer and Consumer on the runtime under
  *   test (sealing and opening 1 MiB messages) against that runtime's native AES-GCM seal.
  * scale (T7): 10,000 consumers (1,000 with --quick) on one relay, every one receiving a
@@ -29,7 +34,7 @@
  */
 
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -49,7 +54,8 @@ const { values } = cliArgs(import.meta.url, () =>
       n: { type: "string" },
       reps: { type: "string" },
       mib: { type: "string" },
-      only: { type: "string", default: "fanout,idle,joins,bulk,scale,e2e,latency" },
+      only: { type: "string", default: "fanout,idle,joins,flood,bulk,scale,e2e,latency" },
+      "flood-rate": { type: "string", default: "2000" },
       idle: { type: "string", default: "1000" },
       joins: { type: "string", default: "2000" },
       scale: { type: "string" },
@@ -475,6 +481,107 @@ async function measureJoins(): Promise<{ runtime: string; joinsPerSec: number }[
   return rows;
 }
 
+// ---- a handshake flood (issue 23): a legitimate session's p99 while strangers join ----
+
+/** CPU seconds (user + system) a process has used, from /proc (Linux); NaN elsewhere. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks
+  } catch {
+    return NaN;
+  }
+}
+
+/** The relay's hop (raw clients) on a relay already running: p50/p99/p99.9 in µs. */
+async function hopOn(server: Server, n: number, seconds: number): Promise<Latency> {
+  const token = Session.generate().token();
+  const p = start(
+    load("hop", "hydra", String(server.port), String(n), "1000", String(seconds), token),
+  );
+  try {
+    return JSON.parse(await p.line((l) => l.startsWith("{"))) as Latency;
+  } finally {
+    await p.stop();
+  }
+}
+
+async function measureFlood(): Promise<Record<string, unknown>[]> {
+  const rate = Number(values["flood-rate"]);
+  const seconds = Number(values.seconds ?? (quick ? 3 : 10));
+  const n = 10;
+  console.log(
+    `\n== handshake flood: the hop's latency (64 B at 1,000 msg/s to ${n}, raw clients) quiet, then while ${rate} joins/s are attempted (the flooding process at nice 19); target flood p99 ≤ 2× quiet ==`,
+  );
+  console.log(
+    "runtime  quiet p50  p99   flood p50  p99    p99 ×  joined/s  relay CPU ms/join  skipped",
+  );
+  const rows: Record<string, unknown>[] = [];
+  for (const runtime of runtimes) {
+    for (let rep = 0; rep < reps; rep++) {
+      const server = await startServer("hydra", runtime);
+      let flooder: Proc | undefined;
+      try {
+        const quiet = await hopOn(server, n, seconds);
+        // At the lowest priority: the flood takes what CPU the relay and the measuring clients
+        // leave, as it would from another machine, instead of starving them at the OS level.
+        flooder = start([
+          "nice",
+          "-n",
+          "19",
+          ...load(
+            "flood",
+            String(server.port),
+            String(rate),
+            String(seconds + 2),
+            Session.generate().token(),
+          ),
+        ]);
+        await flooder.line((l) => l === "flooding");
+        await new Promise((r) => setTimeout(r, 1000));
+        const cpu0 = cpuSeconds(server.pid);
+        const loud = await hopOn(server, n, seconds);
+        const cpu1 = cpuSeconds(server.pid);
+        const f = JSON.parse(await flooder.line((l) => l.startsWith("{"))) as {
+          started: number;
+          joined: number;
+          failed: number;
+          skipped: number;
+          ms: number;
+        };
+        const joinedPerSec = f.joined / (f.ms / 1000);
+        // The relay's CPU while the hop ran, per join completed in that time (the flood's rate).
+        const cpuMsPerJoin = ((cpu1 - cpu0) * 1000) / (joinedPerSec * seconds);
+        const ratio = loud.p99 / quiet.p99;
+        rows.push({
+          runtime,
+          rate,
+          quiet,
+          flood: loud,
+          ratio,
+          joinedPerSec,
+          cpuMsPerJoin,
+          ...f,
+        });
+        console.log(
+          `${runtime.padEnd(8)} ${fmt(quiet.p50).padStart(9)} ${fmt(quiet.p99).padStart(5)}  ${
+            fmt(loud.p50).padStart(9)
+          } ${fmt(loud.p99).padStart(6)}  ${fmt(ratio, 2).padStart(5)}  ${
+            fmt(joinedPerSec).padStart(8)
+          }  ${fmt(cpuMsPerJoin, 3).padStart(17)}  ${String(f.skipped).padStart(7)}`,
+        );
+      } catch (e) {
+        errors++;
+        console.log(`# flood ${runtime}: ${(e as Error).message}`);
+      } finally {
+        await flooder?.stop();
+        await server.stop();
+      }
+    }
+  }
+  return rows;
+}
+
 // ---- bulk end to end (T3) ----
 
 async function measureBulk(): Promise<{ runtime: string; sealMBs: number; e2eMBs: number }[]> {
@@ -763,6 +870,7 @@ const result: Record<string, unknown> = {
 if (only.has("fanout")) result.fanout = await measureFanout();
 if (only.has("idle")) result.idle = await measureIdle();
 if (only.has("joins")) result.joins = await measureJoins();
+if (only.has("flood")) result.flood = await measureFlood();
 if (only.has("bulk")) result.bulk = await measureBulk();
 if (only.has("scale")) result.scale = await measureScale();
 if (only.has("e2e")) result.e2e = await measureE2e();

@@ -26,6 +26,11 @@
  *   relay_load joins <port> <n> <token>
  *       N complete consumer joins (handshake + proof + JOINED), 64 in flight; prints
  *       {"ms", "joins"}
+ *   relay_load flood <port> <rate> <seconds> <token>
+ *       a handshake flood: starts <rate> complete joins a second (each on its own connection,
+ *       closed once JOINED) for <seconds>, at most 256 in flight (a start that finds 256
+ *       waiting is skipped and counted); prints `flooding` at the start, then
+ *       {"started", "joined", "failed", "skipped", "ms"}
  *
  * <kind>: `hydra` (our relay: Noise handshake and JOIN, then sealed data frames; consumers ask
  * for policy block and check framing without decrypting), `minimal` (the chunk-forwarding
@@ -460,6 +465,41 @@ async function joins(port: number, n: number, token: string) {
   say(JSON.stringify({ ms: performance.now() - started, joins: n }));
 }
 
+async function flood(port: number, rate: number, seconds: number, token: string) {
+  const session = Session.fromToken(token);
+  const stats = { started: 0, joined: 0, failed: 0, skipped: 0, ms: 0 };
+  let inFlight = 0;
+  const running: Promise<void>[] = [];
+  const started = performance.now();
+  say("flooding");
+  // Starts are paced in 10 ms ticks (timers are not finer than that everywhere).
+  for (let tick = 0; performance.now() - started < seconds * 1000; tick++) {
+    const due = Math.round(((tick + 1) * 10 * rate) / 1000) - Math.round((tick * 10 * rate) / 1000);
+    for (let i = 0; i < due; i++) {
+      if (inFlight >= 256) {
+        stats.skipped++;
+        continue;
+      }
+      inFlight++;
+      stats.started++;
+      running.push(
+        hydraConsumer(port, session).then(
+          (rc) => {
+            stats.joined++;
+            rc.conn.close();
+          },
+          () => void stats.failed++,
+        ).finally(() => void inFlight--),
+      );
+    }
+    const next = started + (tick + 1) * 10;
+    await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
+  }
+  await Promise.all(running);
+  stats.ms = performance.now() - started;
+  say(JSON.stringify(stats));
+}
+
 // The orchestrator ends a load process by closing its stdin.
 G.process.stdin.on("end", () => G.process.exit(0));
 G.process.stdin.resume();
@@ -472,7 +512,8 @@ else if (role === "producer") {
 else if (role === "clients") await clients(num(0), num(1), a[2]!);
 else if (role === "hop") await hop(a[0]!, num(1), num(2), num(3), num(4), a[5]);
 else if (role === "scale") await scale(num(0), num(1), a[2]!, num(3));
+else if (role === "flood") await flood(num(0), num(1), num(2), a[3]!);
 else if (role === "joins") {
   await joins(num(0), num(1), a[2]!);
   G.process.exit(0);
-} else throw new Error("usage: relay_load consumers|producer|hop|scale|idle|clients|joins …");
+} else throw new Error("usage: relay_load consumers|producer|hop|scale|idle|clients|joins|flood …");

@@ -200,9 +200,7 @@ export class ServerConnection implements SubscriberConn, ConnSink {
     this.#dirty = true;
     if (this.#pumping || this.#pumpOver || this.#send === undefined || this.#closed) return;
     this.#pumping = true;
-    const pumped = this.#pump();
-    // A writer with nothing to write returns before this line: keep no settled promise.
-    if (this.#pumping) this.#pumped = pumped;
+    this.#pumped = this.#pump();
   }
 
   /**
@@ -740,6 +738,9 @@ export class ServerConnection implements SubscriberConn, ConnSink {
    */
   async #pump(): Promise<void> {
     try {
+      // Start after what woke it: a producer's chunk appends all its frames first, so each
+      // consumer takes them as one run and writes once (not its first frame alone).
+      await undefined;
       while (!this.#closed) {
         this.#dirty = false;
         const next = this.#control.shift();
