@@ -35,8 +35,18 @@ function findTests(dir: string, suffix: string): string[] {
   });
 }
 
+/**
+ * How long one runtime's whole suite may run (it takes 3–4 minutes): a test that hangs (Deno's
+ * runner has no per-test timeout) ends the stage as a failure that names the deadline, instead
+ * of holding CI until its own limit, when nothing lands. `HYDRA_TEST_DEADLINE_MIN` overrides it.
+ */
+const STAGE_DEADLINE_MS = Number(process.env["HYDRA_TEST_DEADLINE_MIN"] ?? 25) * 60_000;
+
 /** Runs a command with a raised fd limit (the suite opens 1,000+ sockets at once), teeing its output. */
-function run(cmd: string[]): Promise<{ code: number; output: string }> {
+function run(
+  cmd: string[],
+  deadlineMs = STAGE_DEADLINE_MS,
+): Promise<{ code: number; output: string }> {
   const quoted = cmd.map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
   const script =
     `ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec ${quoted}`;
@@ -54,7 +64,18 @@ function run(cmd: string[]): Promise<{ code: number; output: string }> {
     };
     child.stdout.on("data", tee(process.stdout));
     child.stderr.on("data", tee(process.stderr));
-    child.on("close", (code) => resolve({ code: code ?? 1, output }));
+    const deadline = setTimeout(() => {
+      const line = `\nDEADLINE: ${cmd.slice(0, 3).join(" ")} … still running after ${
+        deadlineMs / 60_000
+      } minutes: killed (a test hangs; the last test names above show which)\n`;
+      output += line;
+      process.stdout.write(line);
+      child.kill("SIGKILL");
+    }, deadlineMs);
+    child.on("close", (code) => {
+      clearTimeout(deadline);
+      resolve({ code: code ?? 1, output });
+    });
   });
 }
 
@@ -80,6 +101,8 @@ const RUNNERS: Record<
       "node",
       "--test",
       "--test-reporter=spec",
+      // One test at most 5 minutes (the longest take ~30 s): a hang fails by name.
+      "--test-timeout=300000",
       ...findTests(join(root, "npm", "tests"), "_test.js").map((f) => relative(root, f)),
     ],
     parse: (o) => [num(/^ℹ pass (\d+)$/m, o), num(/^ℹ fail (\d+)$/m, o)],
