@@ -436,7 +436,17 @@ async function clients(port: number, n: number, token: string) {
  */
 async function scale(port: number, n: number, token: string, count: number) {
   const session = Session.fromToken(token);
-  const clients = await inBatches(n, 100, () => hydraConsumer(port, session));
+  // Ping as library clients do, from the first join on: joining thousands can take longer than
+  // the relay's idle timeout (20 s), and a silent client is cut at it.
+  const joined: RawClient[] = [];
+  const pinging = setInterval(() => {
+    for (const c of joined) c.control({ kind: ControlKind.Ping, nonce: 1n }).catch(() => {});
+  }, 5000);
+  const clients = await inBatches(n, 100, async () => {
+    const c = await hydraConsumer(port, session);
+    joined.push(c);
+    return c;
+  });
   say("ready");
   const started = performance.now();
   let complete = 0;
@@ -449,6 +459,7 @@ async function scale(port: number, n: number, token: string, count: number) {
     }
     complete++;
   }));
+  clearInterval(pinging);
   say(JSON.stringify({ consumers: n, complete, ms: performance.now() - started }));
 }
 
