@@ -373,8 +373,8 @@ export class ServerConnection implements SubscriberConn, ConnSink {
         msg: reason.message,
       });
     }
+    // Starts the teardown, or finds it started (a failure after the goodbye).
     this.shutdown(reason.code === "auth-failed" ? undefined : reason, 200);
-    this.#teardown();
   }
 
   /**
