@@ -2,7 +2,7 @@
  * @module
  * A one-shot signal whose promise is made only when someone asks for it: a connection that is
  * open and that nobody waits on holds no promise and no resolver (the relay keeps tens of
- * thousands of them; see docs/BENCHMARKS.md, "What a connection holds").
+ * thousands of them; see docs/BENCHMARKS.md, "A crowd on one relay").
  */
 
 /**
@@ -20,11 +20,6 @@
 export class Signal {
   #done = false;
   #waiters: (() => void)[] | undefined;
-
-  /** Whether {@link Signal.resolve} was called. */
-  get done(): boolean {
-    return this.#done;
-  }
 
   /** Resolves once {@link Signal.resolve} was called (at once if it was). */
   get promise(): Promise<void> {
