@@ -19,7 +19,7 @@ import {
 import { checkDataBody, DATA_SEQ_AT, DataFlag, openChecked } from "../protocol/data_frame.ts";
 import type { Frame } from "../protocol/framer.ts";
 import { keyIndexOf } from "../protocol/keys.ts";
-import { readTrailer, SegmentVerifier } from "../protocol/segment.ts";
+import { SegmentVerifier, trailerCount, trailerStart } from "../protocol/segment.ts";
 import { DATA_HEADER } from "../protocol/data_frame.ts";
 import { TAG_LENGTH } from "../crypto/types.ts";
 import type { RelayLink } from "./link.ts";
@@ -114,9 +114,12 @@ function dataKey(index: number, aead: Promise<Aead>): DataKey {
   return k;
 }
 
+const NOT_SIGNED = "a frame is not signed by the producer";
 const notSigned = (): never => {
-  throw tampered("a frame is not signed by the producer");
+  throw tampered(NOT_SIGNED);
 };
+/** Bytes a signed data frame keeps before its trailer: its header and AEAD tag. */
+const MINIMUM = DATA_HEADER + TAG_LENGTH;
 
 /** How many distinct epochs a consumer remembers to reject replayed streams. */
 const EPOCH_MEMORY = 64;
@@ -240,11 +243,11 @@ export class StreamGuard {
       conn.release(size);
       held = 0;
     } else {
-      const t = readTrailer(frame.bytes, DATA_HEADER + TAG_LENGTH);
-      if (t === undefined) return this.#fault(conn, size, "a segment trailer is malformed");
-      sealed = frame.bytes.subarray(0, t.start);
+      const count = trailerCount(frame.bytes, MINIMUM);
+      if (count === 0) return this.#fault(conn, size, "a segment trailer is malformed");
+      sealed = frame.bytes.subarray(0, trailerStart(frame.bytes, count));
       s.open = undefined;
-      s.verifier.close(frame.bytes, seq, DATA_HEADER + TAG_LENGTH).then(
+      Promise.resolve(s.verifier.close(frame.bytes, seq, MINIMUM)).then(
         (ok) => seg.settle(ok ? "ok" : "bad"),
         () => seg.settle("bad"),
       );
@@ -255,7 +258,7 @@ export class StreamGuard {
     ])
       .then(([plaintext, verdict]) => {
         if (verdict === "dropped") return null;
-        if (verdict === "bad") throw tampered("a frame is not signed by the producer");
+        if (verdict === "bad") return notSigned();
         return plaintext;
       });
     open.catch(ignore); // surfaced by recv()
@@ -268,17 +271,26 @@ export class StreamGuard {
    */
   #alone(s: Stream, frame: Frame, seq: bigint, flags: number, conn: RelayLink): void {
     const size = frame.bytes.length;
-    const t = readTrailer(frame.bytes, DATA_HEADER + TAG_LENGTH);
-    if (t === undefined) return this.#fault(conn, size, "a segment trailer is malformed");
-    const sealed = frame.bytes.subarray(0, t.start);
+    const count = trailerCount(frame.bytes, MINIMUM);
+    if (count === 0) return this.#fault(conn, size, "a segment trailer is malformed");
+    const sealed = frame.bytes.subarray(0, trailerStart(frame.bytes, count));
     const key = this.#keyFor(s, seq);
-    const open = s.verifier.close(frame.bytes, seq, DATA_HEADER + TAG_LENGTH).then((ok) => {
-      if (!ok) return notSigned();
-      const a = key.ready;
-      return a !== undefined
-        ? openChecked(a, sealed)
-        : key.aead.then((a) => openChecked(a, sealed));
-    });
+    const verdict = s.verifier.close(frame.bytes, seq, MINIMUM);
+    let open: Promise<Uint8Array>;
+    if (verdict === true && key.ready !== undefined) {
+      // Checked already by another consumer of this process: as cheap as an unsigned frame.
+      open = openChecked(key.ready, sealed);
+    } else if (verdict === false) {
+      open = Promise.reject(tampered(NOT_SIGNED));
+    } else {
+      open = Promise.resolve(verdict).then((ok) => {
+        if (!ok) return notSigned();
+        const a = key.ready;
+        return a !== undefined
+          ? openChecked(a, sealed)
+          : key.aead.then((a) => openChecked(a, sealed));
+      });
+    }
     open.catch(ignore); // surfaced by recv()
     this.#push({ kind: "frame", size, flags, open, conn });
   }

@@ -16,9 +16,9 @@
  */
 
 import { abytes, aint, concat, equals, writeU64BE } from "../bytes.ts";
-import { sharedSignatureCache, type SignatureCache } from "./signature_cache.ts";
+import { sharedSignatureCache, type SignatureCache, type Verdict } from "./signature_cache.ts";
 
-export { sharedSignatureCache, SignatureCache } from "./signature_cache.ts";
+export { sharedSignatureCache, SignatureCache, type Verdict } from "./signature_cache.ts";
 import type { CryptoProvider, Signer } from "../crypto/types.ts";
 import { EPOCH_LENGTH } from "./session.ts";
 
@@ -96,46 +96,37 @@ export function segmentMessage(claim: SegmentClaim): Uint8Array {
   ]);
 }
 
-/** A trailer read from the end of a signed frame. */
-export interface Trailer {
-  /** Frames in the segment, the signed one included. */
-  readonly count: number;
-  /** The `count − 1` hashes of the earlier frames, back to back (a view into the frame). */
-  readonly hashes: Uint8Array;
-  /** The signature (a view into the frame). */
-  readonly signature: Uint8Array;
-  /** Where the trailer starts in the frame: the signed frame's own bytes end here. */
-  readonly start: number;
+/**
+ * The frame count a signed frame's trailer names (`hash[32] × (c − 1) ‖ u16 c ‖ signature[64]`
+ * at its end), read where it lies: no objects on every consumer's path.
+ * @param frame The whole frame as on the wire.
+ * @param minimum Bytes the frame must keep before its trailer.
+ * @returns The count (1 to SEGMENT_MAX_FRAMES), or 0 when the frame is too short for the count
+ *   it names or the count is out of range.
+ * @example
+ * ```ts
+ * import { trailerCount } from "./segment.ts";
+ * trailerCount(new Uint8Array(10), 38); // 0
+ * ```
+ */
+export function trailerCount(frame: Uint8Array, minimum: number): number {
+  const end = frame.length - SIGNATURE_LENGTH;
+  if (end - 2 < minimum) return 0;
+  const count = (frame[end - 2]! << 8) | frame[end - 1]!;
+  if (count < 1 || count > SEGMENT_MAX_FRAMES) return 0;
+  return end - 2 - HASH_LENGTH * (count - 1) < minimum ? 0 : count;
 }
 
 /**
- * Reads the trailer at the end of a signed frame.
+ * Where a signed frame's trailer starts (its own bytes end there), for a count from
+ * {@link trailerCount}.
  * @param frame The whole frame as on the wire.
- * @param minimum Bytes the frame must keep before its trailer (its header and AEAD tag).
- * @returns The trailer, or `undefined` when the frame is too short for the count it names or
- *   the count is out of range.
- * @example
- * ```ts
- * import { readTrailer } from "./segment.ts";
- * readTrailer(new Uint8Array(10), 38); // undefined
- * ```
+ * @param count The trailer's count.
+ * @returns The offset.
  */
-export function readTrailer(frame: Uint8Array, minimum: number): Trailer | undefined {
-  const end = frame.length - SIGNATURE_LENGTH;
-  if (end - 2 < minimum) return undefined;
-  const count = (frame[end - 2]! << 8) | frame[end - 1]!;
-  if (count < 1 || count > SEGMENT_MAX_FRAMES) return undefined;
-  const start = end - 2 - HASH_LENGTH * (count - 1);
-  if (start < minimum) return undefined;
-  return {
-    count,
-    hashes: frame.subarray(start, end - 2),
-    signature: frame.subarray(end),
-    start,
-  };
+export function trailerStart(frame: Uint8Array, count: number): number {
+  return frame.length - SIGNATURE_LENGTH - 2 - HASH_LENGTH * (count - 1);
 }
-
-const FALSE: Promise<boolean> = Promise.resolve(false);
 
 /**
  * The producer's side: collects the hashes of a segment's frames and signs it.
@@ -319,30 +310,36 @@ export class SegmentVerifier {
    * @param frame The whole signed frame as on the wire.
    * @param seq Its seq (the caller checked it is the next one).
    * @param minimum Bytes the frame must keep before its trailer (its header and AEAD tag).
-   * @returns Whether the segment is authentic.
+   * @returns Whether the segment is authentic: a boolean when that is known at once (malformed,
+   *   or checked already in this process), else a promise.
    */
-  close(frame: Uint8Array, seq: bigint, minimum: number): Promise<boolean> {
+  close(frame: Uint8Array, seq: bigint, minimum: number): Verdict {
     const held = this.#hashes;
     const first = this.#first;
-    this.#hashes = [];
-    this.#first = undefined;
-    this.#bytes = 0;
-    const t = readTrailer(frame, minimum);
-    if (t === undefined || held.length > t.count - 1) return FALSE;
-    if (first !== undefined && first + BigInt(held.length) !== seq) return FALSE;
-    const listed: Uint8Array[] = [];
-    for (let i = 0; i < t.count - 1; i++) {
-      listed.push(t.hashes.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH));
+    if (held.length > 0) {
+      this.#hashes = [];
+      this.#first = undefined;
+      this.#bytes = 0;
     }
+    const count = trailerCount(frame, minimum);
+    if (count === 0 || held.length > count - 1) return false;
+    if (first !== undefined && first + BigInt(held.length) !== seq) return false;
     // A count reaching before seq 0 names frames that cannot exist.
-    if (seq < BigInt(listed.length)) return FALSE;
-    const skipped = listed.length - held.length;
+    if (count > 1 && seq < BigInt(count - 1)) return false;
+    const start = trailerStart(frame, count);
+    const skipped = count - 1 - held.length;
     for (let i = 0; i < held.length; i++) {
-      if (!equals(listed[skipped + i]!, held[i]!)) return FALSE;
+      const at = start + (skipped + i) * HASH_LENGTH;
+      if (!equals(frame.subarray(at, at + HASH_LENGTH), held[i]!)) return false;
     }
-    // Not async: a frame another consumer of this process already checked costs no promise.
+    // A frame another consumer of this process already checked: its verdict, most often a
+    // plain boolean (no promise, no hash).
     const known = this.#cache.recall(this.#routeId, this.#epoch, frame);
     if (known !== undefined) return known;
+    const listed: Uint8Array[] = [];
+    for (let i = 0; i < count - 1; i++) {
+      listed.push(frame.subarray(start + i * HASH_LENGTH, start + (i + 1) * HASH_LENGTH));
+    }
     let message: Uint8Array;
     try {
       message = segmentMessage({
@@ -350,12 +347,13 @@ export class SegmentVerifier {
         epoch: this.#epoch,
         firstSeq: seq - BigInt(listed.length),
         hashes: listed,
-        last: this.#crypto.sha256(frame.subarray(0, t.start)),
+        last: this.#crypto.sha256(frame.subarray(0, start)),
       });
     } catch {
-      return FALSE;
+      return false;
     }
-    const valid = this.#cache.verify(this.#crypto, this.#routeId, message, t.signature);
+    const end = frame.length - SIGNATURE_LENGTH;
+    const valid = this.#cache.verify(this.#crypto, this.#routeId, message, frame.subarray(end));
     this.#cache.remember(this.#routeId, this.#epoch, frame, valid);
     return valid;
   }

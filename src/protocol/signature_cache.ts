@@ -14,6 +14,21 @@ import type { CryptoProvider } from "../crypto/types.ts";
 const SIGNATURE_LENGTH = 64;
 
 /**
+ * A signature check's outcome: known now, or still being checked. Once a check settles its
+ * entry holds the plain boolean, so the other consumers of the process (which receive the frame
+ * in later turns of the event loop) get the verdict without a promise.
+ */
+export type Verdict = boolean | Promise<boolean>;
+
+/** Replaces an entry's running check by its outcome once that is known. */
+function settle(entry: { valid: Verdict }): void {
+  const running = entry.valid as Promise<boolean>;
+  running.then((ok) => {
+    if (entry.valid === running) entry.valid = ok;
+  }, () => {});
+}
+
+/**
  * Remembers signature checks, so a process verifies each segment once however many of its
  * consumers follow the stream — also while the first check is still running, since every
  * consumer receives the frame in the same turn. An entry answers only for the same public key,
@@ -28,7 +43,7 @@ export class SignatureCache {
       publicKey: Uint8Array;
       message: Uint8Array;
       signature: Uint8Array;
-      valid: Promise<boolean>;
+      valid: Verdict;
     }
   >();
   /**
@@ -38,7 +53,7 @@ export class SignatureCache {
    */
   readonly #frames = new Map<
     number,
-    { routeId: Uint8Array; epoch: Uint8Array; frame: Uint8Array; valid: Promise<boolean> }
+    { routeId: Uint8Array; epoch: Uint8Array; frame: Uint8Array; valid: Verdict }
   >();
 
   /** @param max Entries kept (the oldest go first). Default 1,024. */
@@ -52,14 +67,15 @@ export class SignatureCache {
    * @param publicKey The signer's public key.
    * @param message The signed bytes.
    * @param signature The signature.
-   * @returns Whether it is valid.
+   * @returns Whether it is valid: a boolean when an earlier check already settled, else a
+   *   promise.
    */
   verify(
     crypto: CryptoProvider,
     publicKey: Uint8Array,
     message: Uint8Array,
     signature: Uint8Array,
-  ): Promise<boolean> {
+  ): Verdict {
     const key = signatureKey(signature, 0);
     const seen = this.#checks.get(key);
     if (
@@ -70,12 +86,14 @@ export class SignatureCache {
     }
     const valid = crypto.ed25519Verify(publicKey, message, signature).catch(() => false);
     if (this.#checks.size >= this.#max) this.#checks.delete(this.#checks.keys().next().value!);
-    this.#checks.set(key, {
+    const entry = {
       publicKey: publicKey.slice(),
       message: message.slice(),
       signature: signature.slice(),
-      valid,
-    });
+      valid: valid as Verdict,
+    };
+    this.#checks.set(key, entry);
+    settle(entry);
     return valid;
   }
 
@@ -87,9 +105,9 @@ export class SignatureCache {
    * @param routeId The writer's public key.
    * @param epoch The stream's epoch.
    * @param frame The whole signed frame as on the wire.
-   * @returns The verdict (maybe still running), or `undefined` when not known.
+   * @returns The verdict (a promise while the check still runs), or `undefined` when not known.
    */
-  recall(routeId: Uint8Array, epoch: Uint8Array, frame: Uint8Array): Promise<boolean> | undefined {
+  recall(routeId: Uint8Array, epoch: Uint8Array, frame: Uint8Array): Verdict | undefined {
     if (frame.length > RECALL_MAX_FRAME) return undefined;
     const seen = this.#frames.get(signatureKey(frame, frame.length - SIGNATURE_LENGTH));
     if (
@@ -112,16 +130,13 @@ export class SignatureCache {
     routeId: Uint8Array,
     epoch: Uint8Array,
     frame: Uint8Array,
-    valid: Promise<boolean>,
+    valid: Verdict,
   ): void {
     if (frame.length > RECALL_MAX_FRAME) return;
     if (this.#frames.size >= this.#max) this.#frames.delete(this.#frames.keys().next().value!);
-    this.#frames.set(signatureKey(frame, frame.length - SIGNATURE_LENGTH), {
-      routeId,
-      epoch,
-      frame: frame.slice(),
-      valid,
-    });
+    const entry = { routeId, epoch, frame: frame.slice(), valid };
+    this.#frames.set(signatureKey(frame, frame.length - SIGNATURE_LENGTH), entry);
+    if (typeof valid !== "boolean") settle(entry);
   }
 }
 

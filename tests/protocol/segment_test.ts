@@ -4,12 +4,13 @@ import { concat, toHex } from "../../src/bytes.ts";
 import { nobleCrypto } from "../../src/crypto/noble.ts";
 import type { CryptoProvider, Signer } from "../../src/crypto/types.ts";
 import {
-  readTrailer,
   SEGMENT_MAX_FRAMES,
   SegmentVerifier,
   SegmentWriter,
   SignatureCache,
+  trailerCount,
   trailerLength,
+  trailerStart,
 } from "../../src/protocol/segment.ts";
 import { providers } from "../crypto/_providers.ts";
 import { KAT } from "./_kat.ts";
@@ -148,7 +149,7 @@ test("SegmentVerifier refuses forgery by a reader, reordering, dropping, splicin
   const last = frames[3]!.frame;
   assert.equal(await fresh().close(last, 1n, MIN), false, "count reaching before seq 0");
   assert.equal(await fresh().close(last.subarray(0, 60), 3n, MIN), false, "cut trailer");
-  assert.equal(readTrailer(new Uint8Array(MIN + 65), MIN), undefined);
+  assert.equal(trailerCount(new Uint8Array(MIN + 65), MIN), 0);
 });
 
 test("SegmentVerifier.discard hands back the frames a gap made unverifiable", async () => {
@@ -221,6 +222,39 @@ test("SignatureCache recalls a verdict only for the same bytes, route id and epo
   const bad = f!.frame.slice();
   bad[MIN - 1]! ^= 1;
   assert.equal(await v().close(bad, 0n, MIN), false);
+});
+
+test("a settled check answers the next consumer with a plain boolean, a malformed trailer at once", async () => {
+  const c = nobleCrypto;
+  const writer = await c.ed25519(c.randomBytes(32));
+  const epoch = c.randomBytes(16);
+  const [f] = await stream(c, writer, epoch, [1]);
+  const cache = new SignatureCache();
+  const v = () => new SegmentVerifier(c, writer.publicKey, epoch, cache);
+  // The first consumer starts the check: a promise.
+  const first = v().close(f!.frame, 0n, MIN);
+  assert.ok(first instanceof Promise);
+  // While it runs, the others share it; once it settled they get its outcome as a value (the
+  // consumers of a process receive a frame in later turns of the event loop).
+  assert.equal(v().close(f!.frame, 0n, MIN), first);
+  assert.equal(await first, true);
+  await Promise.resolve();
+  assert.equal(v().close(f!.frame, 0n, MIN), true);
+  // A refused frame is remembered as false, never as true.
+  const bad = f!.frame.slice();
+  bad[MIN]! ^= 1;
+  assert.equal(await v().close(bad, 0n, MIN), false);
+  await Promise.resolve();
+  assert.equal(v().close(bad, 0n, MIN), false);
+  // Malformed trailers fail without a check.
+  assert.equal(v().close(f!.frame.subarray(0, MIN + 60), 0n, MIN), false);
+  // The trailer helpers: a one-frame segment's trailer is its last 66 bytes.
+  assert.equal(trailerCount(f!.frame, MIN), 1);
+  assert.equal(trailerStart(f!.frame, 1), f!.frame.length - 66);
+  assert.equal(trailerCount(new Uint8Array(MIN + 65), MIN), 0);
+  const huge = new Uint8Array(MIN + 66);
+  huge[MIN + 0] = 0xff; // count 0xff00: over SEGMENT_MAX_FRAMES
+  assert.equal(trailerCount(huge, MIN), 0);
 });
 
 test("SegmentWriter keeps frames in order and closes a full segment", async () => {
