@@ -39,6 +39,8 @@ interface PackageJson {
   description: string;
   dependencies: Record<string, string>;
   engines?: Record<string, string>;
+  /** Files a browser bundle puts in place of others (`./src/x.ts` paths). */
+  browser?: Record<string, string>;
 }
 
 /** The npm `exports` entry for one deno.json export target (`./src/x.ts`). */
@@ -74,6 +76,9 @@ export function exportDiffs(
   }
   return diffs;
 }
+
+/** A `./src/x.ts` path of the repository as the npm package has it: `./src/x.js`. */
+const jsPath = (ts: string) => ts.replace(/\.ts$/, ".js");
 
 /** The browser bundle's file name in npm/dist/. */
 export const BROWSER_BUNDLE = "hydra-relay.browser.js";
@@ -164,6 +169,11 @@ function main(): void {
     type: "module",
     engines: pkg.engines ?? { node: ">=20" },
     exports,
+    // The same swap for the compiled files: a bundler building for browsers leaves out the
+    // Deno, Bun and Node socket adapters (src/transport/default_browser.ts).
+    browser: Object.fromEntries(
+      Object.entries(pkg.browser ?? {}).map(([from, to]) => [jsPath(from), jsPath(to)]),
+    ),
     main: exports["."]?.default,
     bin: { "hydra-relay": "./src/cli/bin.js" },
     types: exports["."]?.types,

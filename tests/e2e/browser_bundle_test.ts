@@ -43,6 +43,18 @@ describe(`browser bundle on ${selfRt()}`, () => {
     assert.doesNotMatch(code, /\bimport\s*\(\s*["']/);
   });
 
+  test("carries no socket adapter: package.json's browser field swaps in default_browser.ts", () => {
+    const code = readFileSync(bundlePath, "utf8");
+    for (const runtime of ["deno", "bun", "node"]) {
+      // Each adapter's one unmistakable string (its refusal outside its runtime).
+      assert.doesNotMatch(code, new RegExp(`the ${runtime} transport needs`), runtime);
+    }
+    const pkg = JSON.parse(readFileSync(join(repoRoot(), "npm", "package.json"), "utf8"));
+    assert.deepEqual(pkg.browser, {
+      "./src/transport/default.js": "./src/transport/default_browser.js",
+    });
+  });
+
   test("its Consumer (WebSocket) gets a TCP producer's stream; its Producer reaches a TCP consumer", async () => {
     const hydra = await loadBundle();
     const WebSocket = await webSocketClass();
