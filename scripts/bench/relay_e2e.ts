@@ -16,11 +16,16 @@
  *       on one subject); prints `ready`, then {"ms", "messages"} once all have <count>
  *   relay_e2e pub <hydra|nats> <port> <token> <size> <count>
  *       one publisher (library Producer, or nats.js publishing on the subject)
- *   relay_e2e lat <hydra|nats> <port> <token> <n> <rate> <seconds>
- *   relay_e2e latsub <hydra|nats> <port> <token> <n> <count>   (T4 split: subscribers)
- *   relay_e2e latpub <hydra|nats> <port> <token> <rate> <count> (T4 split: the publisher)
+ *   relay_e2e lat <hydra|nats|nats-aes> <port> <token> <n> <rate> <seconds>
+ *   relay_e2e latsub <hydra|nats|nats-aes> <port> <token> <n> <count>   (T4 split: subscribers)
+ *   relay_e2e latpub <hydra|nats|nats-aes> <port> <token> <rate> <count> (T4 split: publisher)
  *       publisher and N subscribers in this process (one clock): <rate> messages/s carrying
  *       their send time; prints {"p50", "p99", "p999", "samples"} in microseconds
+ *
+ * `nats-aes` is nats.js with application-level AES-256-GCM, what a NATS user who wants the
+ * payloads hidden from the server writes: the publisher seals each message under a key both
+ * sides derive from the token (SHA-256 of it) with a counter nonce, sending `nonce ‖ sealed`;
+ * every subscriber opens it with its own key object — the same native AES-GCM our clients use.
  *
  * nats.js is `@nats-io/transport-node` (v3; the relay's cluster mode uses it too).
  */
@@ -89,6 +94,9 @@ async function produce(port: number, token: string, size: number, count: number)
   say("sent");
 }
 
+/** The application-level AES-256-GCM key of `nats-aes`: SHA-256 of the token. */
+const appKey = (token: string) => crypto.sha256(new TextEncoder().encode(token));
+
 /** A subscriber of either kind: an async stream of message payloads. */
 async function subscribers(
   kind: string,
@@ -109,11 +117,21 @@ async function subscribers(
   const ncs = await Promise.all(
     Array.from({ length: n }, () => natsConnect({ servers: `127.0.0.1:${port}` })),
   );
-  const streams = ncs.map((nc) => {
+  const keys = kind === "nats-aes"
+    ? await Promise.all(ncs.map(() => crypto.aesGcm(appKey(token))))
+    : undefined;
+  const streams = ncs.map((nc, i) => {
     const sub = nc.subscribe("b");
+    const aead = keys?.[i];
     return {
       async *[Symbol.asyncIterator]() {
-        for await (const m of sub) yield m.data;
+        if (aead === undefined) {
+          for await (const m of sub) yield m.data;
+          return;
+        }
+        for await (const m of sub) {
+          yield await aead.open(m.data.subarray(0, 12), m.data.subarray(12));
+        }
       },
     };
   });
@@ -132,10 +150,19 @@ async function publisher(
     return { send: (m) => p.broadcast(m), close: () => p.close() };
   }
   const nc: NatsConnection = await natsConnect({ servers: `127.0.0.1:${port}` });
+  const aead = kind === "nats-aes" ? await crypto.aesGcm(appKey(token)) : undefined;
   let sent = 0;
   return {
     async send(m) {
-      nc.publish("b", m);
+      if (aead === undefined) nc.publish("b", m);
+      else {
+        // nonce ‖ ciphertext ‖ tag, the nonce a counter (one key per run, never repeated).
+        const nonce = new Uint8Array(12);
+        new DataView(nonce.buffer).setUint32(8, sent);
+        const out = await aead.seal(nonce, m, undefined, 12);
+        out.set(nonce, 0);
+        nc.publish("b", out);
+      }
       // nats.js buffers publishes; flush now and then so memory stays bounded.
       if (++sent % 1000 === 0) await nc.flush();
     },
