@@ -18,7 +18,7 @@ import type { RelayOptions } from "../../src/server/options.ts";
 import { RelayServer } from "../../src/server/relay.ts";
 import { formatMetrics } from "../../src/server/metrics.ts";
 import { defaultTransport } from "../../src/transport/default.ts";
-import { sleep, waitFor } from "../_helpers.ts";
+import { sleep, waitFor, within } from "../_helpers.ts";
 import { natsMissing, NatsServer } from "../_nats.ts";
 import { selfRt, serveCli } from "../cli/_run.ts";
 
@@ -74,6 +74,25 @@ function watch(c: Consumer, stop: (i: number) => boolean, pauseEvery = 0): Seen 
   return seen;
 }
 
+/**
+ * Waits for readers to finish. A reader that never does (a message lost on the way, e.g. at a
+ * failover) fails the test by name after `ms`, with what each reader received: how many, the
+ * last, the first hole, the gaps and PRODUCER-LEFT events it saw.
+ */
+async function finished(seen: Seen[], ms = 120_000): Promise<void> {
+  const all = Promise.all(seen.map((s) => s.done));
+  if (await within(all, ms) !== "timeout") return;
+  const show = (s: Seen, k: number) => {
+    const hole = s.got.findIndex((v, i) => v !== (s.got[0] ?? 0) + i);
+    return `reader ${k}: ${s.got.length} messages, last ${s.got.at(-1)}, first hole ${
+      hole < 0 ? "none" : `after ${s.got[hole - 1]}`
+    }, gaps ${JSON.stringify(s.gaps, (_, v) => typeof v === "bigint" ? Number(v) : v)}, left ${
+      JSON.stringify(s.left)
+    }`;
+  };
+  assert.fail(`readers still waiting after ${ms} ms: ${seen.map(show).join("; ")}`);
+}
+
 /** In order, no duplicates, and anything missing was announced as a gap. */
 function assertOrdered(seen: Seen, last: number, what: string): void {
   for (let k = 1; k < seen.got.length; k++) {
@@ -122,7 +141,7 @@ describe(`cluster over NATS (${rt})`, { skip }, () => {
         await producer.broadcast(msg(i, i % 50 === 0 ? 100_000 : (i * 37) % 3000));
         if (i === 200) await sleep(50);
       }
-      await Promise.all(seen.map((s) => s.done));
+      await finished(seen);
       for (const [k, s] of seen.entries()) {
         assert.deepEqual(s.got, [...Array(total).keys()], `consumer ${k}`);
         assert.deepEqual(s.gaps, []);
@@ -152,7 +171,7 @@ describe(`cluster over NATS (${rt})`, { skip }, () => {
         await producer.broadcast(msg(i));
         await sleep(2);
       }
-      await seen.done;
+      await finished([seen]);
       assertOrdered(seen, 199, "late consumer");
       assert.ok(seen.got.length > 50, `only ${seen.got.length} messages`);
       await producer.close();
@@ -217,7 +236,7 @@ describe(`cluster over NATS (${rt})`, { skip }, () => {
         await producer.broadcast(msg(i));
         await sleep(2);
       }
-      await seen.done;
+      await finished([seen]);
       assertOrdered(seen, 99, "granted reader on B");
       assert.ok(seen.got.includes(50), "the first message of the new generation went missing");
       assert.deepEqual(rotated, [1]);
@@ -265,7 +284,7 @@ describe(`cluster over NATS (${rt})`, { skip }, () => {
       process.kill(served.child.pid!, "SIGKILL");
       await served.done;
       for (let i = 300; i < total; i++) await producer.broadcast(msg(i, 200));
-      await Promise.all(seen.map((s) => s.done));
+      await finished(seen);
       assert.ok(reconnected, "the producer reconnected");
       assertOrdered(seen[0]!, total - 1, "consumer on B");
       assertOrdered(seen[1]!, total - 1, "consumer on C");
@@ -311,7 +330,7 @@ describe(`cluster over NATS (${rt})`, { skip }, () => {
         await producer.broadcast(msg(i));
         await sleep(1);
       }
-      await Promise.all([seenA.done, seenB.done]);
+      await finished([seenA, seenB]);
       assert.deepEqual(seenA.got, [...Array(total).keys()], "local consumer lost nothing");
       assertOrdered(seenB, total - 1, "mirrored consumer");
       assert.ok(seenB.got.length < total, "the outage was not silently filled");
@@ -347,7 +366,7 @@ describe(`cluster over NATS (${rt})`, { skip }, () => {
         // through rings of 16.
         await producer.broadcast(msg(i, 64 * 1024));
       }
-      await seen.done;
+      await finished([seen]);
       clearInterval(watchHolds);
       assert.deepEqual(seen.got, [...Array(total).keys()], "the slow consumer on B lost nothing");
       assert.deepEqual(seen.gaps, []);
@@ -382,7 +401,7 @@ describe(`cluster over NATS (${rt})`, { skip }, () => {
       const seenB = watch(onB, (i) => i === 9);
       const producer = await Producer.connect(a.addr, session, { transport: t });
       for (let i = 0; i < 10; i++) await producer.broadcast(msg(i, 16 * 1024));
-      await seenB.done;
+      await finished([seenB]);
       await waitFor(() => holds.some((h) => h[8] === 1), 5000);
       const zombie = holds.find((h) => h[8] === 1)!;
       await b.close(); // lets go of its hold
@@ -393,7 +412,7 @@ describe(`cluster over NATS (${rt})`, { skip }, () => {
       await waitFor(() => a.stats().cluster!.holding === 1, 5000);
       const seenA = watch(onA, (i) => i === 59);
       for (let i = 10; i < 60; i++) await producer.broadcast(msg(i, 16 * 1024));
-      await seenA.done;
+      await finished([seenA]);
       assert.deepEqual(seenA.got, [...Array(60).keys()]);
       assert.equal(a.stats().cluster!.holdsExpired, 1);
       assert.equal(a.stats().cluster!.holding, 0);
