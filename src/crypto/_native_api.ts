@@ -26,6 +26,8 @@ export interface NodeCipher {
 /** The part of node:crypto used here. */
 export interface NodeCrypto {
   createHash(alg: "sha256"): { update(d: Bytes): { digest(): Bytes } };
+  /** One-shot digest (Node 20.12+, Bun, Deno): no hash object per call. */
+  hash?(alg: "sha256", d: Bytes, out: "buffer"): Bytes;
   createHmac(alg: "sha256", key: Bytes): { update(d: Bytes): { digest(): Bytes } };
   hkdfSync(digest: "sha256", ikm: Bytes, salt: Bytes, info: Bytes, length: number): ArrayBuffer;
   createSecretKey(key: Bytes): unknown;
