@@ -119,7 +119,16 @@ describe(`hydra-relay as people and machines use it, on ${rt}`, () => {
   });
 
   test("--json: serve announces itself and its stop as JSON lines; pub/sub end with a JSON summary", async () => {
-    const relay = await serveJson(["--ephemeral", "--port", "0", "--json", "--log-level", "warn"]);
+    const relay = await serveJson([
+      "--ephemeral",
+      "--port",
+      "0",
+      "--json",
+      "--log-level",
+      "warn",
+      "--metrics",
+      "127.0.0.1:0",
+    ]);
     const { banner } = relay;
     assert.equal(banner.event, "listening");
     assert.match(String(banner.addr), /^127\.0\.0\.1:\d+$/);
@@ -148,6 +157,17 @@ describe(`hydra-relay as people and machines use it, on ${rt}`, () => {
       { ...JSON.parse(sub.stderr), seconds: 0 },
       { event: "done", received: 3, bytes: 6, seconds: 0 },
     );
+    // The clients have exited; the relay learns of their sockets' ends a moment later (stopping
+    // at once raced with the last one: "connections: 1" once under load). Wait until it has.
+    const open = async () => {
+      const text = await (await fetch(String(banner.metrics))).text();
+      return [...text.matchAll(/^hydra_connections\{[^}]*\} (\d+)$/gm)]
+        .reduce((n, m) => n + Number(m[1]), 0);
+    };
+    for (const end = Date.now() + 10_000; await open() !== 0;) {
+      assert.ok(Date.now() < end, "the relay still counts connections 10 s after its clients left");
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const stopped = await relay.stop();
     const lines = new TextDecoder().decode(stopped.stdout).trim().split("\n");
     assert.deepEqual(JSON.parse(lines.at(-1)!), { event: "stopped", connections: 0 });
