@@ -4,7 +4,7 @@
  * only `d`, so no DER decoder runs) and WebCrypto, each behind the `CryptoProvider` contract.
  */
 
-import { abytes, concat, equals, fromBase64Url, fromHex, toBase64Url } from "../bytes.ts";
+import { abytes, concat, fromBase64Url, fromHex, toBase64Url } from "../bytes.ts";
 import { authFailed } from "../errors.ts";
 import { runtimeName } from "../runtime.ts";
 import { checkShared, secureRandom } from "./_checks.ts";
@@ -67,16 +67,7 @@ export function nodeCurves(
   // Ed25519 public keys by content: a stream's route id verifies every segment, and importing
   // the key costs about as much as the verification itself.
   const verifiers = new Map<string, NodeKey>();
-  // The last key used, compared by its bytes: a stream verifies under one key, so most calls
-  // make no string.
-  let last: { raw: Bytes; key: NodeKey } | undefined;
   const verifier = (raw: Bytes): NodeKey => {
-    if (last !== undefined && equals(last.raw, raw)) return last.key;
-    const key = importVerifier(raw);
-    last = { raw: raw.slice(), key };
-    return key;
-  };
-  const importVerifier = (raw: Bytes): NodeKey => {
     const x = toBase64Url(raw);
     let k = verifiers.get(x);
     if (k === undefined) {
