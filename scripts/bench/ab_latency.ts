@@ -8,6 +8,10 @@
  *
  *   deno run -A scripts/bench/ab_latency.ts [--runtime bun] [--rounds 4] [--seconds 5] TREE...
  *
+ * A TREE may carry environment for its processes, `TREE:NAME=VALUE[,NAME=VALUE]`, so one
+ * checkout can run in several variants (BENCHMARKS "What the 10 % bound leaves for a signature"
+ * runs a tree that busy-waits `SPIN_US` per message at several values).
+ *
  * Prints each run and, per tree, the medians of p50, p99 and the T4 process's CPU per message (µs).
  */
 
@@ -38,9 +42,25 @@ function command(tree: string, script: string): string[] {
   return ["node", `${tree}/npm/scripts/bench/${script}.js`];
 }
 
+/** `TREE:NAME=VALUE,…` → the checkout and the environment its processes get. */
+function variant(spec: string): { tree: string; env: Record<string, string> } {
+  const at = spec.indexOf(":");
+  if (at < 0) return { tree: spec, env: {} };
+  const env: Record<string, string> = {};
+  for (const pair of spec.slice(at + 1).split(",")) {
+    const eq = pair.indexOf("=");
+    if (eq < 1) throw new Error(`${spec}: expected TREE:NAME=VALUE[,NAME=VALUE]`);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return { tree: spec.slice(0, at), env };
+}
+
 /** Starts a process; resolves its first JSON line. */
-function run(cmd: string[]) {
-  const p = spawn(cmd[0]!, cmd.slice(1), { stdio: ["pipe", "pipe", "inherit"] });
+function run(cmd: string[], env: Record<string, string>) {
+  const p = spawn(cmd[0]!, cmd.slice(1), {
+    stdio: ["pipe", "pipe", "inherit"],
+    env: { ...process.env, ...env },
+  });
   const exited = new Promise((r) => p.once("exit", r));
   const lines = createInterface({ input: p.stdout! });
   const json = new Promise<string>((resolve, reject) => {
@@ -53,13 +73,14 @@ function run(cmd: string[]) {
 const median = (a: number[]) => a.slice().sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 const rows = new Map<string, { p50: number; p99: number; cpuUs: number }[]>();
 for (let round = 0; round < Number(values.rounds); round++) {
-  for (const tree of trees) {
+  for (const spec of trees) {
+    const { tree, env } = variant(spec);
     // A token of the tree's own format (it may be another protocol version).
     const token = execFileSync(bin("bun"), [
       "-e",
       `import { Session } from "${tree}/src/protocol/session.ts"; console.log(Session.generate().token())`,
     ]).toString().trim();
-    const server = run(command(tree, "relay_server").concat("hydra"));
+    const server = run(command(tree, "relay_server").concat("hydra"), env);
     const { port } = JSON.parse(await server.json) as { port: number };
     const lat = run(
       command(tree, "relay_e2e").concat(
@@ -71,15 +92,16 @@ for (let round = 0; round < Number(values.rounds); round++) {
         "1000",
         values.seconds,
       ),
+      env,
     );
     const r = JSON.parse(await lat.json) as { p50: number; p99: number; cpuUs?: number };
     lat.p.stdin!.end();
     server.p.stdin!.end();
     await Promise.all([lat.exited, server.exited]);
     const row = { p50: r.p50, p99: r.p99, cpuUs: r.cpuUs ?? NaN };
-    rows.set(tree, [...rows.get(tree) ?? [], row]);
+    rows.set(spec, [...rows.get(spec) ?? [], row]);
     console.log(
-      `${tree}  p50 ${row.p50.toFixed(0)}  p99 ${row.p99.toFixed(0)}  cpu ${row.cpuUs.toFixed(0)}`,
+      `${spec}  p50 ${row.p50.toFixed(0)}  p99 ${row.p99.toFixed(0)}  cpu ${row.cpuUs.toFixed(0)}`,
     );
   }
 }
