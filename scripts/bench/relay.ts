@@ -409,7 +409,7 @@ async function clientCost(runtime: string, n: number): Promise<number> {
 async function measureIdle(): Promise<IdleRow[]> {
   const n = Number(values.idle);
   console.log(
-    `\n== idle consumers (T5): relay RSS growth per 1,000 (measured with ${n}); target ≤ 1.25× minimal and ≤ 10 MB ==`,
+    `\n== idle consumers (T5): relay RSS growth per 1,000 (measured with ${n}); target ≤ 1.5× minimal, ≤ 2 MB on Bun and Node (issue 23) ==`,
   );
   console.log("runtime  relay     base MB  loaded MB  MB per 1,000  live MB per 1,000");
   const rows: IdleRow[] = [];
