@@ -77,9 +77,10 @@ function watch(c: Consumer, stop: (i: number) => boolean, pauseEvery = 0): Seen 
 /**
  * Waits for readers to finish. A reader that never does (a message lost on the way, e.g. at a
  * failover) fails the test by name after `ms`, with what each reader received: how many, the
- * last, the first hole, the gaps and PRODUCER-LEFT events it saw.
+ * last, the first hole, the gaps and PRODUCER-LEFT events it saw — and `state()`, what the test
+ * knows of its producer and relays then.
  */
-async function finished(seen: Seen[], ms = 120_000): Promise<void> {
+async function finished(seen: Seen[], ms = 120_000, state?: () => unknown): Promise<void> {
   const all = Promise.all(seen.map((s) => s.done));
   if (await within(all, ms) !== "timeout") return;
   const show = (s: Seen, k: number) => {
@@ -90,7 +91,10 @@ async function finished(seen: Seen[], ms = 120_000): Promise<void> {
       JSON.stringify(s.left)
     }`;
   };
-  assert.fail(`readers still waiting after ${ms} ms: ${seen.map(show).join("; ")}`);
+  const more = state === undefined
+    ? ""
+    : `; state ${JSON.stringify(state(), (_, v) => typeof v === "bigint" ? Number(v) : v)}`;
+  assert.fail(`readers still waiting after ${ms} ms: ${seen.map(show).join("; ")}${more}`);
 }
 
 /** In order, no duplicates, and anything missing was announced as a gap. */
@@ -278,13 +282,19 @@ describe(`cluster over NATS (${rt})`, { skip }, () => {
         reconnect: { maxDelayMs: 250, timeoutMs: 20_000 },
       });
       let reconnected = false;
+      const retries: string[] = []; // seen once on a loaded CI machine: the stream stopped at B
       producer.on("reconnected", () => (reconnected = true));
+      producer.on("reconnecting", (r) => retries.push(`${r.attempt}:${r.error.code}`));
       for (let i = 0; i < 300; i++) await producer.broadcast(msg(i, 200));
       await waitFor(() => seen.every((s) => s.got.length >= 250), 10_000);
       process.kill(served.child.pid!, "SIGKILL");
       await served.done;
       for (let i = 300; i < total; i++) await producer.broadcast(msg(i, 200));
-      await finished(seen);
+      await finished(seen, 120_000, () => ({
+        producer: { seq: producer.seq, acked: producer.acked, reconnected, retries },
+        b: b.stats(),
+        c: c.stats(),
+      }));
       assert.ok(reconnected, "the producer reconnected");
       assertOrdered(seen[0]!, total - 1, "consumer on B");
       assertOrdered(seen[1]!, total - 1, "consumer on C");
