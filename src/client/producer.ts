@@ -590,6 +590,10 @@ export class Producer<T = Uint8Array> {
 
   async #drive(): Promise<void> {
     this.#driving = true;
+    // Messages that arrived while an earlier loop was writing wait in the batch for it to cut
+    // them; a loop that ended on a lost connection left them there, and no later broadcast
+    // may come: they form the first frame now.
+    if (this.#inflight.length === 0 && this.#batch.length > 0 && this.#linger === 0) this.#cut(0);
     try {
       while (
         this.#inflight.length > 0 && this.#failure === undefined &&

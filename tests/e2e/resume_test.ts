@@ -108,6 +108,44 @@ for (const setup of setups()) {
       }
     });
 
+    test("messages broadcast while the writer was busy and the connection broke are sent after the reconnect, with no later broadcast", async () => {
+      // The writer's loop cuts the messages that arrived while it wrote; a connection lost under
+      // it ended the loop with them still uncut, and the loop the reconnect started found nothing
+      // to write: they waited for a next broadcast that a quiet producer never makes (seen as
+      // a cluster failover test stuck at its deadline).
+      const relay = await relayOn(setup, { producerGraceMs: 5000 });
+      try {
+        const session = Session.generate();
+        const consumer = await Consumer.connect(relay.addr, session, { ...block, transport: t });
+        const cut = killableTransport(t);
+        const producer = await Producer.connect(relay.addr, session, { transport: cut });
+        let reconnects = 0;
+        producer.on("reconnected", () => reconnects++);
+        const n = 50;
+        const got: number[] = [];
+        const reading = (async () => {
+          for await (const m of consumer) if (got.push(idx(m)) === n) break;
+        })();
+        reading.catch(() => {});
+        // The first starts the writer; the rest arrive while it is busy, then the connection goes.
+        const sent = Array.from({ length: n }, (_, i) => producer.broadcast(msg(i)));
+        cut.kill();
+        await Promise.all(sent);
+        await waitFor(() => got.length === n, 10_000).catch(() => {
+          assert.fail(
+            `${got.length} of ${n} messages arrived (last ${got.at(-1)}) without a close`,
+          );
+        });
+        await reading;
+        assert.deepEqual(got, [...Array(n).keys()]);
+        assert.equal(reconnects, 1);
+        await producer.close();
+        await consumer.close();
+      } finally {
+        await relay.close();
+      }
+    });
+
     test("producer and consumers survive a relay restart and lose nothing", async () => {
       const staticKey = nativeCrypto().randomBytes(32);
       // The resent backlog arrives as one burst: the ring must hold it next to live frames
