@@ -282,7 +282,7 @@ describe(`cluster over NATS (${rt})`, { skip }, () => {
         reconnect: { maxDelayMs: 250, timeoutMs: 20_000 },
       });
       let reconnected = false;
-      const retries: string[] = []; // seen once on a loaded CI machine: the stream stopped at B
+      const retries: string[] = []; // each reconnect attempt, for the deadline's dump
       producer.on("reconnected", () => (reconnected = true));
       producer.on("reconnecting", (r) => retries.push(`${r.attempt}:${r.error.code}`));
       for (let i = 0; i < 300; i++) await producer.broadcast(msg(i, 200));
