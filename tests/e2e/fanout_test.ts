@@ -65,7 +65,13 @@ async function fanOut(
       }
       return i;
     });
-    const producer = await Producer.connect(relay.addr, session, opts);
+    // Under policy block the relay takes the END (and acknowledges it) only once the slowest of
+    // the consumers, all decrypting in this process, has made room; on a loaded machine that is
+    // more than close()'s default 5 s after the last broadcast (seen once on Bun in CI).
+    const producer = await Producer.connect(relay.addr, session, {
+      ...opts,
+      closeTimeoutMs: 60_000,
+    });
     for (const m of plan) await producer.broadcast(m);
     await producer.close();
     const counts = await Promise.all(received);
