@@ -320,17 +320,28 @@ export class AcceptQueue<C extends { close(): void }> {
 
 /**
  * The listener of the push-based adapters: accepted connections arrive in an
- * {@link AcceptQueue}; `stop` releases the adapter's listening socket.
+ * {@link AcceptQueue}; `stop` releases the adapter's listening socket. While paused, an
+ * adapter asks {@link QueueListener.admit} before making a connection object, and `onPause`
+ * lets one turn connections away before they reach JavaScript at all (Node).
  */
 export class QueueListener<C extends Conn> implements Listener {
   readonly addr: Addr;
   readonly #queue: AcceptQueue<C>;
   readonly #stop: () => void;
+  readonly #onPause: ((paused: boolean) => void) | undefined;
+  #paused = false;
+  #turnedAway = 0;
 
-  constructor(addr: Addr, queue: AcceptQueue<C>, stop: () => void) {
+  constructor(
+    addr: Addr,
+    queue: AcceptQueue<C>,
+    stop: () => void,
+    onPause?: (paused: boolean) => void,
+  ) {
     this.addr = addr;
     this.#queue = queue;
     this.#stop = stop;
+    this.#onPause = onPause;
   }
 
   accept(): Promise<Conn | null> {
@@ -339,6 +350,37 @@ export class QueueListener<C extends Conn> implements Listener {
 
   [Symbol.asyncIterator](): AsyncIterator<Conn> {
     return iterateAccept(() => this.accept());
+  }
+
+  get turnedAway(): number {
+    return this.#turnedAway;
+  }
+
+  pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#onPause?.(true);
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#onPause?.(false);
+  }
+
+  /**
+   * Asked by the adapter for each arriving connection before it makes anything of it.
+   * @returns `false` while paused (the adapter closes the raw socket; it is counted).
+   */
+  admit(): boolean {
+    if (!this.#paused) return true;
+    this.#turnedAway++;
+    return false;
+  }
+
+  /** Counts connections the runtime turned away itself (Node's `drop`). */
+  countTurnedAway(): void {
+    this.#turnedAway++;
   }
 
   close(): Promise<void> {

@@ -245,9 +245,12 @@ function handlers(
   unixPath: string | undefined,
   highWater: number,
   onOpen?: (c: BunConn) => void,
+  admit?: () => boolean,
 ): BunHandlers {
   return {
     open(socket) {
+      // Turned away by a paused listener: closed before anything is made of it.
+      if (admit?.() === false) return void socket.terminate();
       const conn = new BunConn(socket, unixPath, highWater);
       socket.data = conn;
       onOpen?.(conn);
@@ -283,18 +286,21 @@ export function bunTransport(): Transport {
       const hwm = options?.highWaterMark ?? DEFAULT_HIGH_WATER;
       const unixPath = addr.kind === "unix" ? addr.path : undefined;
       const queue = new AcceptQueue<BunConn>();
+      // Made once the address is known; no connection can arrive before.
+      let listener: QueueListener<BunConn> | undefined;
       try {
         const server = bunNs().listen({
           ...bunAddr(addr),
           allowHalfOpen: true,
-          socket: handlers(unixPath, hwm, (c) => queue.push(c)),
+          socket: handlers(unixPath, hwm, (c) => queue.push(c), () => listener?.admit() !== false),
         });
         const bound: Addr = addr.kind === "unix" ? addr : {
           kind: "tcp",
           hostname: server.hostname ?? addr.hostname,
           port: server.port ?? addr.port,
         };
-        return Promise.resolve(new QueueListener(bound, queue, () => server.stop(false)));
+        listener = new QueueListener(bound, queue, () => server.stop(false));
+        return Promise.resolve(listener);
       } catch (e) {
         if (e instanceof RelayError) return Promise.reject(e);
         return Promise.reject(socketError(e, `listen on ${formatAddr(addr)}`));

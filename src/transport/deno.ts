@@ -270,6 +270,9 @@ class DenoListenerAdapter implements Listener {
   readonly #listener: DenoListener;
   readonly #highWater: number;
   #closed = false;
+  /** Set while paused: accept() waits on it, so new connections stay in the kernel's backlog. */
+  #paused: { promise: Promise<void>; resolve: () => void } | undefined;
+  #turnedAway = 0;
 
   constructor(listener: DenoListener, highWater: number) {
     this.#listener = listener;
@@ -277,8 +280,28 @@ class DenoListenerAdapter implements Listener {
     this.addr = toAddr(listener.addr);
   }
 
+  get turnedAway(): number {
+    return this.#turnedAway;
+  }
+
+  pause(): void {
+    if (this.#paused !== undefined || this.#closed) return;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    this.#paused = { promise, resolve };
+  }
+
+  resume(): void {
+    this.#paused?.resolve();
+    this.#paused = undefined;
+  }
+
   async accept(): Promise<Conn | null> {
     while (!this.#closed) {
+      if (this.#paused !== undefined) {
+        await this.#paused.promise;
+        continue;
+      }
       let conn: DenoConn;
       try {
         conn = await this.#listener.accept();
@@ -287,6 +310,16 @@ class DenoListenerAdapter implements Listener {
         // A failed accept (EMFILE, a connection reset before accept) affects that one
         // connection only; wait a moment so fd exhaustion does not spin.
         await new Promise((r) => setTimeout(r, 10));
+        continue;
+      }
+      if (this.#paused !== undefined) {
+        // The accept in flight when the pause came: this one is turned away.
+        this.#turnedAway++;
+        try {
+          conn.close();
+        } catch {
+          // Closed already.
+        }
         continue;
       }
       const local = this.addr.kind === "unix" ? this.addr : toAddr(conn.localAddr);
@@ -302,6 +335,7 @@ class DenoListenerAdapter implements Listener {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
+    this.resume();
     try {
       this.#listener.close();
     } catch {

@@ -131,6 +131,7 @@ class MemoryConn implements Conn {
 
 interface MemoryEndpoint {
   queue: AcceptQueue<MemoryConn>;
+  listener: QueueListener<MemoryConn>;
   highWater: number;
 }
 
@@ -169,8 +170,10 @@ export function memoryTransport(): Transport {
         );
       }
       const queue = new AcceptQueue<MemoryConn>();
-      endpoints.set(key, { queue, highWater: options?.highWaterMark ?? DEFAULT_HIGH_WATER });
-      return Promise.resolve(new QueueListener(bound, queue, () => endpoints.delete(key)));
+      const listener = new QueueListener(bound, queue, () => endpoints.delete(key));
+      const highWater = options?.highWaterMark ?? DEFAULT_HIGH_WATER;
+      endpoints.set(key, { queue, listener, highWater });
+      return Promise.resolve(listener);
     },
     connect(addr: Addr, options?: ConnOptions): Promise<Conn> {
       const key = formatAddr(addr);
@@ -189,7 +192,9 @@ export function memoryTransport(): Transport {
         options?.highWaterMark ?? DEFAULT_HIGH_WATER,
         endpoint.highWater,
       );
-      endpoint.queue.push(server);
+      // A paused listener turns the connection away as a TCP one would: connected, then closed.
+      if (endpoint.listener.admit()) endpoint.queue.push(server);
+      else server.close();
       return Promise.resolve(client);
     },
   };

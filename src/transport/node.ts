@@ -199,9 +199,14 @@ export function nodeTransport(): Transport {
       const hwm = options?.highWaterMark ?? DEFAULT_HIGH_WATER;
       const unixPath = addr.kind === "unix" ? addr.path : undefined;
       const queue = new AcceptQueue<NodeConn>();
+      // Made once the address is known; no connection can arrive before.
+      // deno-lint-ignore prefer-const -- its handlers read it; assigned once bound
+      let listener: QueueListener<NodeConn> | undefined;
       const server = net().createServer({ allowHalfOpen: true }, (socket) => {
-        queue.push(wrap(socket, unixPath, hwm));
+        if (listener?.admit() !== false) queue.push(wrap(socket, unixPath, hwm));
+        else socket.destroy();
       });
+      server.on("drop", () => listener?.countTurnedAway());
       await new Promise<void>((resolve, reject) => {
         server.once("error", (e) => reject(socketError(e, `listen on ${formatAddr(addr)}`)));
         if (addr.kind === "unix") server.listen({ path: addr.path }, resolve);
@@ -214,7 +219,15 @@ export function nodeTransport(): Transport {
         : addr;
       // server.close()'s callback waits for every accepted connection to end; accepted
       // connections are the caller's, so the listener only stops the listening socket.
-      return new QueueListener(boundAddr, queue, () => server.close());
+      // Paused, the listener raises no connection: `maxConnections` below zero makes node:net
+      // close each one as it is accepted, before a Socket exists (counted by its `drop`).
+      // Deno's node:net drops them without a `drop`: there admit() above closes and counts.
+      const unpaused = server.maxConnections; // undefined on Node 20, Infinity later
+      const onPause = (globalThis as { Deno?: unknown }).Deno === undefined
+        ? (paused: boolean) => void (server.maxConnections = paused ? -1 : unpaused)
+        : undefined;
+      listener = new QueueListener(boundAddr, queue, () => server.close(), onPause);
+      return listener;
     },
     connect(addr: Addr, options?: ConnOptions): Promise<Conn> {
       const hwm = options?.highWaterMark ?? DEFAULT_HIGH_WATER;

@@ -132,6 +132,18 @@ export interface Listener extends AsyncIterable<Conn> {
    */
   accept(): Promise<Conn | null>;
   /**
+   * Stops taking new connections until {@link Listener.resume}; idempotent. Connections that
+   * arrive meanwhile are turned away as cheaply as the runtime allows — closed before a
+   * connection object is made (Node, Bun), or left in the kernel's backlog until resumed
+   * (Deno, whose accept is a pull). Connections accepted before the pause stay queued for
+   * `accept()`. The relay pauses while over its handshake rate (docs/ADAPTERS.md).
+   */
+  pause(): void;
+  /** Takes new connections again after {@link Listener.pause}; idempotent. */
+  resume(): void;
+  /** Connections turned away while paused, as far as the runtime tells (Deno: none). */
+  readonly turnedAway: number;
+  /**
    * Stops accepting. Connections already accepted stay open; ones not yet taken by
    * `accept()` are closed.
    */

@@ -28,6 +28,16 @@ export interface WebSocketListenOptions {
 
 const WS_PACKAGE = "ws";
 const UPGRADE_REQUIRED = "this is a hydra/2 relay: connect with a WebSocket client\n";
+/** WebSocket close code 1013, "try again later": a paused listener's answer on Node. */
+const TRY_AGAIN_LATER = 1013;
+
+/** A paused listener's answer to an upgrade request (Deno, Bun): before any WebSocket. */
+function busy(): Response {
+  return new Response("relay busy: try again later\n", {
+    status: 503,
+    headers: { "retry-after": "1" },
+  });
+}
 
 /**
  * Listens for WebSocket clients on `addr` with the running runtime's HTTP server.
@@ -99,6 +109,7 @@ async function listenDeno(addr: TcpAddr, o: Opts): Promise<Listener> {
   const deno = (globalThis as unknown as { Deno: DenoServeNs }).Deno;
   const queue = new AcceptQueue<Conn>();
   const abort = new AbortController();
+  let listener: QueueListener<Conn> | undefined;
   let bound!: TcpAddr;
   let server: { finished: Promise<void> };
   await new Promise<void>((resolve, reject) => {
@@ -115,6 +126,7 @@ async function listenDeno(addr: TcpAddr, o: Opts): Promise<Listener> {
         if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
           return new Response(UPGRADE_REQUIRED, { status: 426, headers: { upgrade: "websocket" } });
         }
+        if (listener?.admit() === false) return busy();
         // The peer's address must be read before the upgrade takes the request over.
         const remote: Addr = {
           kind: "tcp",
@@ -130,7 +142,7 @@ async function listenDeno(addr: TcpAddr, o: Opts): Promise<Listener> {
       reject(inUse(addr, e));
     }
   });
-  return new QueueListener(bound, queue, () => {
+  return listener = new QueueListener(bound, queue, () => {
     abort.abort();
     void server.finished.catch(() => {});
   });
@@ -224,6 +236,8 @@ class BunWsConn extends MessageConn {
 function listenBun(addr: TcpAddr, o: Opts): Promise<Listener> {
   const bun = (globalThis as unknown as { Bun: BunServeNs }).Bun;
   const queue = new AcceptQueue<Conn>();
+  // deno-lint-ignore prefer-const -- its handlers read it; assigned once bound
+  let listener: QueueListener<Conn> | undefined;
   let bound: TcpAddr = addr;
   let server;
   try {
@@ -231,12 +245,9 @@ function listenBun(addr: TcpAddr, o: Opts): Promise<Listener> {
       hostname: addr.hostname,
       port: addr.port,
       fetch(req, srv) {
-        if (
-          req.headers.get("upgrade")?.toLowerCase() === "websocket" &&
-          srv.upgrade(req, { data: {} })
-        ) {
-          return undefined;
-        }
+        const upgrade = req.headers.get("upgrade")?.toLowerCase() === "websocket";
+        if (upgrade && listener?.admit() === false) return busy();
+        if (upgrade && srv.upgrade(req, { data: {} })) return undefined;
         return new Response(UPGRADE_REQUIRED, { status: 426, headers: { upgrade: "websocket" } });
       },
       websocket: {
@@ -259,7 +270,8 @@ function listenBun(addr: TcpAddr, o: Opts): Promise<Listener> {
   }
   bound = { kind: "tcp", hostname: addr.hostname, port: server.port };
   const s = server;
-  return Promise.resolve(new QueueListener(bound, queue, () => s.stop(true)));
+  listener = new QueueListener(bound, queue, () => s.stop(true));
+  return Promise.resolve(listener);
 }
 
 // ---- Node (the ws package) --------------------------------------------------------------
@@ -304,7 +316,13 @@ async function listenNode(addr: TcpAddr, o: Opts): Promise<Listener> {
     hostname: addr.hostname,
     port: typeof a === "object" && a !== null ? a.port : addr.port,
   };
+  // deno-lint-ignore prefer-const -- its handlers read it; assigned once bound
+  let listener: QueueListener<Conn> | undefined;
   server.on("connection", (ws, req) => {
+    if (listener?.admit() === false) {
+      ws.close(TRY_AGAIN_LATER, "relay busy: try again later");
+      return;
+    }
     req.socket.setNoDelay?.(true);
     const remote: Addr = {
       kind: "tcp",
@@ -313,5 +331,6 @@ async function listenNode(addr: TcpAddr, o: Opts): Promise<Listener> {
     };
     queue.push(new WebSocketConn(ws, bound, remote, o.highWater));
   });
-  return new QueueListener(bound, queue, () => server.close());
+  listener = new QueueListener(bound, queue, () => server.close());
+  return listener;
 }

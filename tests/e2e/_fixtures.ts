@@ -104,6 +104,11 @@ export function tapTransport(
           const c = await l.accept();
           return c === null ? null : wrap(c);
         },
+        pause: () => l.pause(),
+        resume: () => l.resume(),
+        get turnedAway() {
+          return l.turnedAway;
+        },
         close: () => l.close(),
         async *[Symbol.asyncIterator]() {
           for (let c = await listener.accept(); c !== null; c = await listener.accept()) yield c;

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, test } from "node:test";
 import { RelayError } from "../../src/errors.ts";
-import { DEFAULT_HIGH_WATER } from "../../src/transport/types.ts";
+import { type Conn, DEFAULT_HIGH_WATER } from "../../src/transport/types.ts";
 import {
   addrKinds,
   availableTransports,
@@ -283,6 +283,45 @@ for (const t of availableTransports()) {
       assert.equal(results.filter(Boolean).length, 500);
       await listener.close();
       await served;
+    });
+
+    test(`Listener (${name}) pause() turns new connections away (Deno: holds them) until resume()`, async () => {
+      const listener = await t.listen(kind.make());
+      try {
+        const [before, accepted] = await pair(t, listener);
+        listener.pause();
+        listener.pause(); // idempotent
+        // Arriving while paused: never handed to accept() while the pause lasts.
+        const waiting = listener.accept();
+        const early = await t.connect(listener.addr);
+        assert.equal(await within(waiting, 300), "timeout");
+        // A connection accepted before the pause is untouched.
+        await before.write(enc.encode("x"));
+        assert.equal(dec.decode((await accepted.read())!), "x");
+        listener.resume();
+        listener.resume(); // idempotent
+        const late = await t.connect(listener.addr);
+        await late.write(enc.encode("late"));
+        const next = await within(waiting, 5000);
+        assert.notEqual(next, "timeout");
+        if (t.name === "deno") {
+          // Deno's accept is a pull: the early one waited in the kernel's backlog, and comes
+          // first now; nothing was turned away.
+          assert.equal(listener.turnedAway, 0);
+          const second = await within(listener.accept(), 5000);
+          assert.notEqual(second, "timeout");
+          assert.equal(dec.decode((await (second as Conn).read())!), "late");
+          (second as Conn).close();
+        } else {
+          // Everywhere else the early one was closed unanswered and counted.
+          assert.equal(await within(early.read().catch(() => null), 5000), null);
+          assert.equal(listener.turnedAway, 1);
+          assert.equal(dec.decode((await (next as Conn).read())!), "late");
+        }
+        for (const c of [before, accepted, early, late, next as Conn]) c.close();
+      } finally {
+        await listener.close();
+      }
     });
 
     test(`Listener (${name}) close() stops accepting and leaves open connections working`, async () => {
