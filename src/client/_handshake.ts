@@ -95,11 +95,17 @@ export async function handshake(
         const decoder = new FrameDecoder(MAX_NOISE_MESSAGE);
         const frames: Frame[] = [];
         while (frames.length === 0) {
-          const chunk = await conn.read();
+          // Closed (or reset: the relay closed it with our first message unread) before any
+          // answer: what a relay over its handshake rate does to new connections.
+          const chunk = await conn.read().catch((e: unknown) => {
+            if (e instanceof RelayError && e.code === "connection-lost") return null;
+            throw e;
+          });
           if (chunk === null) {
             throw new RelayError(
               "connection-lost",
-              "the relay closed the connection during the handshake",
+              "the relay closed the connection during the handshake (a relay over its " +
+                "maxHandshakesPerSecond turns new connections away: try again shortly)",
             );
           }
           frames.push(...decoder.push(chunk));

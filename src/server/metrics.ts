@@ -139,6 +139,12 @@ export function formatMetrics(stats: RelayStats, figures: ProcessFigures = {}): 
     "Connections refused at the connection limit.",
     stats.refused,
   );
+  one(
+    "hydra_connections_throttled_total",
+    "counter",
+    "New connections turned away unanswered over maxHandshakesPerSecond.",
+    stats.throttled,
+  );
   byKind(
     "hydra_handshake_failures_total",
     "Failed or timed-out handshakes by kind.",

@@ -49,6 +49,15 @@ export interface RelayOptions {
   readonly policy?: PolicyName;
   /** Sessions one connection may join. Default 1,024. */
   readonly maxSessionsPerConnection?: number;
+  /**
+   * New connections admitted per second at most (a token bucket holding one second's worth);
+   * 0 = no limit. Over it, the listeners are paused: connections arriving meanwhile are
+   * turned away before their handshake, as cheaply as the runtime allows (docs/ADAPTERS.md),
+   * and their clients retry with backoff. A flood of handshakes then costs the relay little
+   * and established sessions keep their latency. Default 1,000 (a join costs the relay
+   * 0.5–1.5 ms of CPU: docs/BENCHMARKS.md).
+   */
+  readonly maxHandshakesPerSecond?: number;
   /** Time to complete the Noise handshake (ms). Default 10,000. */
   readonly handshakeTimeoutMs?: number;
   /** Interval clients ping at (ms), announced in the hello. Default 10,000. */
@@ -101,6 +110,8 @@ export interface RelayLimits {
   readonly policy: PolicyName;
   /** Joins per connection at most. */
   readonly maxSessionsPerConnection: number;
+  /** New connections admitted per second (0 = no limit). */
+  readonly maxHandshakesPerSecond: number;
   /** Handshake deadline (ms). */
   readonly handshakeTimeoutMs: number;
   /** Client ping interval (ms). */
@@ -125,6 +136,7 @@ export const DEFAULT_LIMITS: RelayLimits = {
   ringBytes: 16 * 1024 * 1024,
   policy: "disconnect",
   maxSessionsPerConnection: 1024,
+  maxHandshakesPerSecond: 1000,
   handshakeTimeoutMs: 10_000,
   heartbeatMs: 10_000,
   idleTimeoutMs: 20_000,
@@ -184,6 +196,13 @@ export function resolveLimits(o: RelayOptions): RelayLimits {
       1,
       0xffff,
       d.maxSessionsPerConnection,
+    ),
+    maxHandshakesPerSecond: int(
+      o.maxHandshakesPerSecond,
+      "maxHandshakesPerSecond",
+      0,
+      1_000_000,
+      d.maxHandshakesPerSecond,
     ),
     handshakeTimeoutMs: int(
       o.handshakeTimeoutMs,

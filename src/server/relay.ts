@@ -13,6 +13,7 @@ import { RelayError } from "../errors.ts";
 import { defaultTransport } from "../transport/default.ts";
 import type { Addr, Listener, TcpAddr } from "../transport/types.ts";
 import { listenWebSocket } from "../transport/websocket_server.ts";
+import { HandshakeGate } from "./_admission.ts";
 import { ServerConnection, SLOW_DRAIN_MS } from "./connection.ts";
 import type { ConnCounters, ConnRole, RelayContext } from "./context.ts";
 import { Logger } from "./log.ts";
@@ -53,6 +54,11 @@ export interface RelayStats {
   readonly protocolErrors: number;
   /** Connections refused at the cap. */
   readonly refused: number;
+  /**
+   * New connections turned away unanswered, over `maxHandshakesPerSecond` (counted where the
+   * runtime tells: Deno leaves them in the backlog instead).
+   */
+  readonly throttled: number;
   /** Frames held in all rings. */
   readonly ringFrames: number;
   /** Bytes held in all rings. */
@@ -125,6 +131,8 @@ export class RelayServer {
   readonly #sweep: ReturnType<typeof setInterval>;
   readonly #sweepMs: number;
   readonly #accepting: Promise<void[]>;
+  readonly #gate: HandshakeGate;
+  #throttleLoggedAt = -Infinity;
   #nextId = 1;
   #closing: Promise<void> | undefined;
 
@@ -162,6 +170,16 @@ export class RelayServer {
     };
     this.#sweepMs = sweepInterval(limits);
     this.#sweep = setInterval(() => this.#sweepOnce(), this.#sweepMs);
+    this.#gate = new HandshakeGate(limits.maxHandshakesPerSecond, this.#listeners, () => {
+      // A flood would make a line per pause: one every 10 s at most, with the running count.
+      const now = Date.now();
+      if (now - this.#throttleLoggedAt < 10_000) return;
+      this.#throttleLoggedAt = now;
+      log.warn("conn.throttled", {
+        maxHandshakesPerSecond: limits.maxHandshakesPerSecond,
+        throttled: this.#gate.throttled,
+      });
+    });
     this.#accepting = Promise.all(this.#listeners.map((l) => this.#acceptLoop(l)));
   }
 
@@ -262,6 +280,7 @@ export class RelayServer {
       joinFailures: c.joinFailures,
       protocolErrors: c.protocolErrors,
       refused: c.refused,
+      throttled: this.#gate.throttled,
       ringFrames,
       ringBytes,
       ringBudgetBytes: this.#memory.budget,
@@ -283,6 +302,7 @@ export class RelayServer {
   close(options: { drainMs?: number } = {}): Promise<void> {
     this.#closing ??= (async () => {
       clearInterval(this.#sweep);
+      this.#gate.close();
       await Promise.all(this.#listeners.map((l) => l.close()));
       await this.#accepting;
       const drainMs = options.drainMs ?? 2000;
@@ -300,6 +320,10 @@ export class RelayServer {
 
   async #acceptLoop(listener: Listener): Promise<void> {
     for await (const conn of listener) {
+      if (!this.#gate.admit()) {
+        conn.close();
+        continue;
+      }
       const id = this.#nextId++;
       let refuse: RelayError | undefined;
       if (this.#conns.size >= this.limits.maxConnections) {

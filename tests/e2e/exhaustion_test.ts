@@ -77,6 +77,49 @@ describe(`Resource exhaustion over ${native.name}`, () => {
     }
   });
 
+  test("connections over maxHandshakesPerSecond are turned away before their handshake; the session goes on", async () => {
+    const relay = await relayOn(native, { maxHandshakesPerSecond: 5 });
+    try {
+      const l = await legit(relay.addr, native.transport); // two of the five tokens
+      const started = Date.now();
+      const results = await Promise.allSettled(
+        Array.from(
+          { length: 20 },
+          () => RelayConnection.connect(relay.addr, { transport: native.transport }),
+        ),
+      );
+      const joined = results.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
+      const errors = results.flatMap((r) =>
+        r.status === "rejected" ? [r.reason as RelayError] : []
+      );
+      if (native.transport.name === "deno") {
+        // Deno's accept is a pull: the paused listener leaves them in the kernel's backlog, and
+        // they get in at the rate (5/s after the burst), none turned away.
+        assert.equal(joined.length, 20);
+        assert.ok(Date.now() - started >= 2500, `all in after ${Date.now() - started} ms`);
+        assert.equal(relay.stats().throttled, 0);
+      } else {
+        // Node and Bun close them unanswered; the client says what may have happened.
+        assert.equal(joined.length, 3);
+        assert.equal(errors.length, 17);
+        for (const e of errors) {
+          assert.equal(e.code, "connection-lost");
+          assert.match(e.message, /maxHandshakesPerSecond/);
+        }
+        assert.equal(relay.stats().throttled, 17);
+        await waitFor(() => relay.stats().connections === 5);
+      }
+      await l.check();
+      // The rate allows again a moment later.
+      await sleep(400);
+      (await RelayConnection.connect(relay.addr, { transport: native.transport })).close();
+      await Promise.all(joined.map((c) => c.close()));
+      await l.close();
+    } finally {
+      await relay.close();
+    }
+  });
+
   test("sessions invented to fill memory stay within the relay's memory budget", async () => {
     const budget = 2 * 1024 * 1024;
     const relay = await relayOn(native, { memoryBudgetBytes: budget });
@@ -180,7 +223,9 @@ describe(`Resource exhaustion over ${native.name}`, () => {
 
   test("thousands of idle connections cost a bounded, measured amount of relay memory", async () => {
     // The relay in its own process, so its RSS is its own.
-    const served = await serveCli(selfRt(), ["--log-level", "error"]);
+    // Without the handshake rate limit: this measures what 2,000 idle sockets cost when they
+    // do get in (the limit would turn most of them away at once).
+    const served = await serveCli(selfRt(), ["--log-level", "error", "--max-handshakes", "0"]);
     const pid = served.child.pid;
     const t = defaultTransport();
     const conns: Conn[] = [];

@@ -75,6 +75,13 @@ const SERVE_FLAGS: FlagSpec[] = [
     help: `connection cap (default ${DEFAULT_LIMITS.maxConnections})`,
   },
   {
+    name: "max-handshakes",
+    env: "HYDRA_MAX_HANDSHAKES",
+    value: "N",
+    help:
+      `new connections per second, 0 = no limit (default ${DEFAULT_LIMITS.maxHandshakesPerSecond})`,
+  },
+  {
     name: "max-frame",
     env: "HYDRA_MAX_FRAME",
     value: "BYTES",
@@ -209,6 +216,7 @@ async function serve(flags: Flags): Promise<number> {
     logSink: sink,
     ...defined({
       maxConnections: num("max-connections"),
+      maxHandshakesPerSecond: num("max-handshakes"),
       maxFrameBytes: num("max-frame"),
       ringFrames: num("ring-frames"),
       ringBytes: num("ring-bytes"),
