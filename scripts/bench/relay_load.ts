@@ -11,10 +11,11 @@
  *       connects, sends <count> frames of <size>-byte messages (hydra: BATCH frames of <per>
  *       messages when <per> > 1) as fast as the relay takes them, in 256 KiB writes; prints
  *       `sent`, stays connected until stdin closes; with [rate], <rate> frames per second
- *   relay_load hop <kind> <port> <n> <rate> <seconds> [token]
+ *   relay_load hop <kind> <port> <n> <rate> <seconds> [token] [phases]
  *       the relay's own latency: a raw producer and N raw consumers in this process (no
  *       client library, no AES-GCM), <rate> 64 B messages/s carrying their send time; prints
- *       {"p50", "p99", "p999", "samples"} in microseconds
+ *       {"p50", "p99", "p999", "samples"} in microseconds; with [phases] > 1 the same joined
+ *       session measures again after each `paused` line once stdin says `go`
  *   relay_load scale <port> <n> <token> <count>
  *       joins N consumers, prints `ready`, waits until each has <count> data frames; prints
  *       {"consumers", "complete", "ms"}
@@ -345,19 +346,31 @@ async function hop(
   rate: number,
   seconds: number,
   token: string | undefined,
+  phases = 1,
 ) {
   const session = token === undefined ? undefined : Session.fromToken(token);
-  const conns = await inBatches(n, 50, () => connectConsumer(kind, port, session));
+  let pinging: ReturnType<typeof setInterval> | undefined;
+  let conns: Conn[];
+  if (kind === "hydra") {
+    const clients = await inBatches(n, 50, () => hydraConsumer(port, session!));
+    conns = clients.map((c) => c.conn);
+    // Consumers only read: ping as library clients do, so a session measured in several
+    // phases outlives the relay's idle timeout (pongs are skipped by the reader).
+    pinging = setInterval(() => {
+      for (const c of clients) c.control({ kind: ControlKind.Ping, nonce: 1n }).catch(() => {});
+    }, 5000);
+  } else conns = await inBatches(n, 50, () => connectConsumer(kind, port, session));
   if (kind === "minimal") await new Promise((r) => setTimeout(r, 200));
   const p = await openProducer(kind, port, 64, 0, token, () => new Uint8Array(64));
   const count = Math.round(rate * seconds);
-  const samples: number[] = [];
+  let samples: number[] = [];
+  let failure: Error | undefined;
   const reading = conns.map(async (conn) => {
     const reader = new StampReader(kind, conn);
     let seen = 0;
-    while (seen < count) {
+    while (seen < count * phases) {
       const c = await conn.read();
-      if (c === null) throw new Error(`relay closed after ${seen} of ${count} messages`);
+      if (c === null) throw new Error(`relay closed after ${seen} of ${count * phases} messages`);
       const now = performance.now();
       for (const sentAt of reader.push(c)) {
         samples.push((now - sentAt) * 1000);
@@ -365,20 +378,50 @@ async function hop(
       }
     }
   });
-  const started = performance.now();
-  for (let i = 0; i < count; i++) {
-    const due = started + (i * 1000) / rate;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    const frame = p.template.slice(0, p.frameLen);
-    const v = new DataView(frame.buffer);
-    if (p.seqAt >= 0) v.setUint32(p.seqAt, i);
-    v.setFloat64(p.bodyAt, performance.now());
-    await p.conn.write(frame);
+  for (const r of reading) r.catch((e: Error) => void (failure ??= e));
+  for (let phase = 0; phase < phases; phase++) {
+    if (phase > 0) {
+      // Between phases the session stays joined; the orchestrator changes the conditions
+      // (a flood starts) and says `go`.
+      say("paused");
+      await nextStdinLine("go");
+    }
+    samples = [];
+    const started = performance.now();
+    for (let i = 0; i < count; i++) {
+      const due = started + (i * 1000) / rate;
+      const wait = due - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      const frame = p.template.slice(0, p.frameLen);
+      const v = new DataView(frame.buffer);
+      if (p.seqAt >= 0) v.setUint32(p.seqAt, phase * count + i);
+      v.setFloat64(p.bodyAt, performance.now());
+      await p.conn.write(frame);
+    }
+    while (samples.length < count * n) {
+      if (failure !== undefined) throw failure;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    say(JSON.stringify(percentiles(samples)));
   }
   await Promise.all(reading);
-  say(JSON.stringify(percentiles(samples)));
+  clearInterval(pinging);
   for (const c of conns) c.close();
+}
+
+/** Resolves when stdin brings the line `word`. */
+function nextStdinLine(word: string): Promise<void> {
+  return new Promise((resolve) => {
+    let buf = "";
+    const onData = (b: Uint8Array) => {
+      buf += new TextDecoder().decode(b);
+      if (buf.split("\n").some((l) => l.trim() === word)) {
+        G.process.stdin.off("data", onData);
+        resolve();
+      }
+    };
+    G.process.stdin.on("data", onData);
+  });
 }
 
 /** p50, p99 and p99.9 of `samples` (sorted in place), and their count. */
@@ -521,7 +564,7 @@ else if (role === "producer") {
   await producer(a[0]!, num(1), num(2), num(3), a[4], num(5) || 1, num(6) || 0);
 } else if (role === "idle") await idle(num(0), num(1), a[2]!);
 else if (role === "clients") await clients(num(0), num(1), a[2]!);
-else if (role === "hop") await hop(a[0]!, num(1), num(2), num(3), num(4), a[5]);
+else if (role === "hop") await hop(a[0]!, num(1), num(2), num(3), num(4), a[5], num(6) || 1);
 else if (role === "scale") await scale(num(0), num(1), a[2]!, num(3));
 else if (role === "flood") await flood(num(0), num(1), num(2), a[3]!);
 else if (role === "joins") {

@@ -7,9 +7,10 @@
  *                          every chunk the producer sends is written unchanged to every
  *                          consumer, and hydra/1 frame boundaries are tracked (not checked).
  *                          The producer is paused while any consumer is over 1 MiB behind.
- *   relay_server hydra [maxConnections]
+ *   relay_server hydra [maxConnections] [maxHandshakesPerSecond]
  *                          our relay (`RelayServer` with the runtime's default transport and
- *                          native crypto), as `hydra-relay serve` would run it.
+ *                          native crypto), as `hydra-relay serve` would run it; `-` or no
+ *                          value keeps an option's default.
  *
  * Both listen on 127.0.0.1:0, print `{"port": …, "pid": …}` on stdout and run until stdin
  * closes.
@@ -190,19 +191,24 @@ async function minimalDeno(): Promise<void> {
   }
 }
 
-/** Our relay; `maxConnections` raised for the scale test (T7: 10,000 consumers + producer). */
-async function hydra(maxConnections?: number): Promise<void> {
+/**
+ * Our relay; `maxConnections` raised for the scale test (T7: 10,000 consumers + producer),
+ * `maxHandshakesPerSecond` 0 where a benchmark measures how fast joins can go.
+ */
+async function hydra(maxConnections?: number, maxHandshakesPerSecond?: number): Promise<void> {
   const relay = await RelayServer.listen({
     hostname: HOST,
     port: 0,
     logLevel: "warn",
     ...(maxConnections === undefined ? {} : { maxConnections }),
+    ...(maxHandshakesPerSecond === undefined ? {} : { maxHandshakesPerSecond }),
   });
   ready((relay.addr as { port: number }).port);
   G.process.stdin.on("end", () => relay.close().then(() => G.process.exit(0)));
 }
 
-const [role, limit] = G.process.argv.slice(2);
+const [role, limit, handshakes] = G.process.argv.slice(2);
+const option = (v: string | undefined) => v === undefined || v === "-" ? undefined : Number(v);
 // A line "gc" on stdin runs a full garbage collection (Bun always; Deno and Node are started
 // with --expose-gc by the orchestrator) and answers `gc-done {"live": heapUsed + external, …}`
 // with the rest of `process.memoryUsage()` beside it,
@@ -217,7 +223,7 @@ G.process.stdin.on("data", (b: Uint8Array) => {
 });
 G.process.stdin.resume();
 if (role === "hydra") {
-  await hydra(limit === undefined ? undefined : Number(limit));
+  await hydra(option(limit), option(handshakes));
 } else {
   G.process.stdin.on("end", () => G.process.exit(0));
   if (G.Deno !== undefined) await minimalDeno();
