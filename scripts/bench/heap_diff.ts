@@ -54,7 +54,7 @@ if (gc === undefined) throw new Error("run with node --expose-gc");
 const n = Number(process.argv[2] ?? 1000);
 const rows = Number(process.argv[3] ?? 30);
 const dir = mkdtempSync(join(tmpdir(), "hydra-heap-"));
-const relay = await RelayServer.listen({ port: 0, logLevel: "off" });
+const relay = await RelayServer.listen({ port: 0, logLevel: "off", maxHandshakesPerSecond: 0 });
 const port = (relay.addr as { port: number }).port;
 const snap = (name: string) => {
   gc();
