@@ -52,7 +52,12 @@ export interface ProducerOptions<T = Uint8Array> extends ConnectOptions {
   readonly maxBatchBytes?: number;
   /** Bytes accepted but not yet written before `broadcast` waits. Default 1 MiB. */
   readonly highWaterMark?: number;
-  /** How long `close()` waits for the relay to acknowledge END (ms). Default 5,000. */
+  /**
+   * How long `close()` waits for the relay to acknowledge END (ms). Default 5,000. Under the
+   * relay's policy `block` the END is taken only once the slowest consumer has made room, so a
+   * producer closing far ahead of slow consumers may get `timeout` though nothing is lost: give
+   * such streams a longer wait.
+   */
   readonly closeTimeoutMs?: number;
   /**
    * Reconnection of a producer made by `connect` (one on a shared `RelayConnection` never
