@@ -74,6 +74,14 @@ const ACK_DELAY = 20;
  */
 const NO_PRODUCERS = new Map<string, never>();
 
+interface QueuedControl {
+  message: ControlMessage;
+  close?: boolean;
+}
+
+/** The control queue of a connection that has queued nothing yet: shared, never written. */
+const NO_CONTROL: readonly QueuedControl[] = Object.freeze([]);
+
 interface ProducerSub {
   readonly session: RelaySession;
   started: boolean;
@@ -93,7 +101,8 @@ export class ServerConnection implements SubscriberConn, ConnSink {
   #send: CipherState | undefined;
   #recv: CipherState | undefined;
   #hash: Uint8Array | undefined;
-  readonly #control: { message: ControlMessage; close?: boolean }[] = [];
+  /** Control messages to send; {@link NO_CONTROL} until the first (an idle connection's). */
+  #control: QueuedControl[] = NO_CONTROL as QueuedControl[];
   readonly #consumers = new Map<string, ConsumerSub>();
   /** {@link NO_PRODUCERS} until this connection first joins as a producer (most never do). */
   #producers: Map<string, ProducerSub> = NO_PRODUCERS;
@@ -145,7 +154,8 @@ export class ServerConnection implements SubscriberConn, ConnSink {
     this.id = id;
     this.#conn = conn;
     this.#ctx = ctx;
-    this.#remote = formatAddr(conn.remoteAddr);
+    // Logged at info and debug only: below that an idle connection keeps no address string.
+    this.#remote = ctx.log.enabled("info") ? formatAddr(conn.remoteAddr) : "";
     this.#lastRecv = ctx.now();
     this.#refused = refuse !== undefined;
     ctx.log.debug("conn.open", { conn: this.id, remote: this.#remote });
@@ -226,7 +236,7 @@ export class ServerConnection implements SubscriberConn, ConnSink {
           role: 0,
           message: error.message,
         };
-      this.#control.push({ message, close: true });
+      this.#pushControl({ message, close: true });
       this.wake();
       setTimeout(() => this.#destroy(), drainMs);
     } else {
@@ -545,8 +555,13 @@ export class ServerConnection implements SubscriberConn, ConnSink {
       this.shutdown(new RelayError("slow-consumer", "the client does not read what it is sent"));
       return;
     }
-    this.#control.push({ message });
+    this.#pushControl({ message });
     this.wake();
+  }
+
+  #pushControl(item: QueuedControl): void {
+    if (this.#control === NO_CONTROL) this.#control = [item];
+    else this.#control.push(item);
   }
 
   async #onControl(frame: Frame): Promise<void> {
@@ -743,7 +758,8 @@ export class ServerConnection implements SubscriberConn, ConnSink {
       await undefined;
       while (!this.#closed) {
         this.#dirty = false;
-        const next = this.#control.shift();
+        // (Never shift the shared empty queue: frozen, it would throw.)
+        const next = this.#control.length > 0 ? this.#control.shift() : undefined;
         if (next !== undefined) {
           await this.#writeControl(next.message);
           if (next.close === true) {

@@ -26,8 +26,14 @@ export interface ReadSource {
  * half of it, so a reader that stops reading (or holds its sink) makes the sender's socket fill
  * up (TCP backpressure) instead of this process's memory.
  */
+/**
+ * The chunk list of every queue holding nothing: shared and never written to (a queue takes
+ * an array of its own on its first queued chunk), so an idle connection holds no array.
+ */
+const NO_CHUNKS: readonly Uint8Array[] = Object.freeze([]);
+
 export class ReadQueue {
-  #chunks: Uint8Array[] = [];
+  #chunks: Uint8Array[] = NO_CHUNKS as Uint8Array[];
   #head = 0;
   #bytes = 0;
   #ended = false;
@@ -75,7 +81,8 @@ export class ReadQueue {
       waiter.resolve(chunk);
       return;
     }
-    this.#chunks.push(chunk);
+    if (this.#chunks === NO_CHUNKS) this.#chunks = [chunk];
+    else this.#chunks.push(chunk);
     this.#bytes += chunk.length;
     if (!this.#paused && this.#bytes >= this.#highWater) {
       this.#paused = true;
@@ -108,7 +115,7 @@ export class ReadQueue {
 
   /** Drops everything queued and ends the stream with `error` (local close). */
   discard(error: unknown): void {
-    this.#chunks = [];
+    this.#chunks = NO_CHUNKS as Uint8Array[];
     this.#head = 0;
     this.#bytes = 0;
     this.#finish(error);
@@ -169,7 +176,7 @@ export class ReadQueue {
     const chunk = this.#chunks[this.#head]!;
     this.#chunks[this.#head++] = EMPTY;
     if (this.#head === this.#chunks.length) {
-      this.#chunks = [];
+      this.#chunks = NO_CHUNKS as Uint8Array[];
       this.#head = 0;
     }
     this.#bytes -= chunk.length;
@@ -256,24 +263,27 @@ export class PullReader {
  * `release()` on drain and `fail()` when the connection dies.
  */
 export class WriteGate {
-  #waiters: Waiter<void>[] = [];
+  /** Made when a writer first parks: most connections never fill their write queue. */
+  #waiters: Waiter<void>[] | undefined;
 
   /** A promise that settles on the next `release()` or `fail()`. */
   wait(): Promise<void> {
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => (this.#waiters ??= []).push({ resolve, reject }));
   }
 
   /** Wakes every parked writer. */
   release(): void {
     const waiters = this.#waiters;
-    this.#waiters = [];
+    if (waiters === undefined) return;
+    this.#waiters = undefined;
     for (const w of waiters) w.resolve();
   }
 
   /** Rejects every parked writer. */
   fail(error: unknown): void {
     const waiters = this.#waiters;
-    this.#waiters = [];
+    if (waiters === undefined) return;
+    this.#waiters = undefined;
     for (const w of waiters) w.reject(error);
   }
 }

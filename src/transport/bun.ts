@@ -76,8 +76,10 @@ function bunNs(): BunNs {
 }
 
 class BunConn implements Conn {
-  readonly localAddr: Addr;
-  readonly remoteAddr: Addr;
+  /** A Unix socket's address (both ends); TCP addresses are read from the socket when asked. */
+  readonly #unix: Addr | undefined;
+  /** The TCP addresses as they were when the connection ended. */
+  #ended: { local: Addr; remote: Addr } | undefined;
   readonly #socket: BunSocket;
   readonly #highWater: number;
   readonly #inbox: ReadQueue;
@@ -94,22 +96,29 @@ class BunConn implements Conn {
   constructor(socket: BunSocket, unixPath: string | undefined, highWater: number) {
     this.#socket = socket;
     this.#highWater = highWater;
-    if (unixPath !== undefined) {
-      this.localAddr = this.remoteAddr = { kind: "unix", path: unixPath };
-    } else {
-      this.localAddr = {
-        kind: "tcp",
-        hostname: socket.localAddress ?? "",
-        port: socket.localPort ?? 0,
-      };
-      this.remoteAddr = {
-        kind: "tcp",
-        hostname: socket.remoteAddress ?? "",
-        port: socket.remotePort ?? 0,
-      };
-      socket.setNoDelay?.(true);
-    }
+    if (unixPath !== undefined) this.#unix = { kind: "unix", path: unixPath };
+    else socket.setNoDelay?.(true);
     this.#inbox = new ReadQueue(highWater, socket);
+  }
+
+  // Made when asked, not kept while the connection lives: an idle relay connection holds no
+  // address objects. They are taken once as it ends, while the socket still knows them.
+  get localAddr(): Addr {
+    const s = this.#socket;
+    return this.#unix ?? this.#ended?.local ??
+      { kind: "tcp", hostname: s.localAddress ?? "", port: s.localPort ?? 0 };
+  }
+
+  get remoteAddr(): Addr {
+    const s = this.#socket;
+    return this.#unix ?? this.#ended?.remote ??
+      { kind: "tcp", hostname: s.remoteAddress ?? "", port: s.remotePort ?? 0 };
+  }
+
+  /** Keeps the addresses before the socket lets go of them (end, error, close). */
+  #keepAddrs(): void {
+    if (this.#unix !== undefined || this.#ended !== undefined) return;
+    this.#ended = { local: this.localAddr, remote: this.remoteAddr };
   }
 
   get closed(): Promise<void> {
@@ -122,6 +131,7 @@ class BunConn implements Conn {
   }
 
   onEnd(): void {
+    this.#keepAddrs();
     this.#eof = true;
     this.#inbox.end();
     if (this.#writeClosed && this.#pendingBytes === 0) this.#socket.end();
@@ -132,6 +142,7 @@ class BunConn implements Conn {
   }
 
   onError(error: unknown): void {
+    this.#keepAddrs();
     const err = socketError(error, formatAddr(this.remoteAddr));
     this.#writeError ??= err;
     this.#inbox.fail(err);
@@ -139,6 +150,7 @@ class BunConn implements Conn {
   }
 
   onClose(): void {
+    this.#keepAddrs();
     // Bun reports a peer's FIN after our own shutdown() as a close without an end event.
     if (this.#eof || this.#writeClosed) this.#inbox.end();
     else this.#inbox.fail(new RelayError("connection-lost", "connection closed before EOF"));
@@ -224,6 +236,7 @@ class BunConn implements Conn {
 
   close(): void {
     if (this.#isClosed) return;
+    this.#keepAddrs();
     this.#isClosed = true;
     this.#writeClosed = true;
     const closed = closedError(); // one error object: on Node each costs ~30 µs of stack capture
@@ -237,7 +250,7 @@ class BunConn implements Conn {
   }
 
   setNoDelay(noDelay: boolean): void {
-    if (this.localAddr.kind === "tcp") this.#socket.setNoDelay?.(noDelay);
+    if (this.#unix === undefined) this.#socket.setNoDelay?.(noDelay);
   }
 }
 

@@ -89,9 +89,9 @@ function toOptions(addr: Addr): DenoOptions {
 }
 
 class DenoConnAdapter implements Conn {
-  readonly localAddr: Addr;
-  readonly remoteAddr: Addr;
   readonly closed: Promise<void>;
+  /** A Unix socket's local address (the path); TCP addresses are made from Deno's when asked. */
+  readonly #unix: Addr | undefined;
   readonly #conn: DenoConn;
   readonly #highWater: number;
   readonly #gate = new WriteGate();
@@ -110,13 +110,25 @@ class DenoConnAdapter implements Conn {
   /** Push mode: reads for the sink (Deno's API has no push of its own). */
   #reader: PullReader | undefined;
 
-  constructor(conn: DenoConn, highWater: number, localAddr: Addr) {
+  /**
+   * @param unix The Unix socket's local address, or `undefined` for TCP.
+   */
+  constructor(conn: DenoConn, highWater: number, unix: Addr | undefined) {
     this.#conn = conn;
     this.#highWater = highWater;
-    this.localAddr = localAddr;
-    this.remoteAddr = toAddr(conn.remoteAddr);
+    this.#unix = unix;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    if (this.localAddr.kind === "tcp") this.setNoDelay(true);
+    if (unix === undefined) this.setNoDelay(true);
+  }
+
+  // Made when asked (Deno's own address objects live as long as the connection): an idle
+  // relay connection holds no copies.
+  get localAddr(): Addr {
+    return this.#unix ?? toAddr(this.#conn.localAddr);
+  }
+
+  get remoteAddr(): Addr {
+    return toAddr(this.#conn.remoteAddr);
   }
 
   get writableLength(): number {
@@ -261,7 +273,7 @@ class DenoConnAdapter implements Conn {
   }
 
   setNoDelay(noDelay: boolean): void {
-    if (this.localAddr.kind === "tcp") this.#conn.setNoDelay?.(noDelay);
+    if (this.#unix === undefined) this.#conn.setNoDelay?.(noDelay);
   }
 }
 
@@ -322,8 +334,8 @@ class DenoListenerAdapter implements Listener {
         }
         continue;
       }
-      const local = this.addr.kind === "unix" ? this.addr : toAddr(conn.localAddr);
-      return new DenoConnAdapter(conn, this.#highWater, local);
+      const unix = this.addr.kind === "unix" ? this.addr : undefined;
+      return new DenoConnAdapter(conn, this.#highWater, unix);
     }
     return null;
   }
@@ -390,8 +402,8 @@ export function denoTransport(): Transport {
         if (e instanceof RelayError) throw e;
         throw socketError(e, `connect to ${formatAddr(addr)}`);
       }
-      const local = addr.kind === "unix" ? addr : toAddr(conn.localAddr);
-      return new DenoConnAdapter(conn, options?.highWaterMark ?? DEFAULT_HIGH_WATER, local);
+      const unix = addr.kind === "unix" ? addr : undefined;
+      return new DenoConnAdapter(conn, options?.highWaterMark ?? DEFAULT_HIGH_WATER, unix);
     },
   };
 }

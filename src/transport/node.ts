@@ -53,18 +53,19 @@ const CONN: unique symbol = Symbol("hydra.node.conn");
 type TaggedSocket = Net.Socket & { [CONN]?: NodeConn };
 
 class NodeConn implements Conn {
-  readonly localAddr: Addr;
-  readonly remoteAddr: Addr;
+  /** A Unix socket's address (both ends); TCP addresses are read from the socket when asked. */
+  readonly #unix: Addr | undefined;
+  /** The TCP addresses as they were when the connection ended (the socket forgets them). */
+  #ended: { local: Addr; remote: Addr } | undefined;
   readonly #socket: Net.Socket;
   readonly #queue: ReadQueue;
   readonly #gate = new WriteGate();
   readonly #closed = new Signal();
   #writeError: RelayError | undefined;
 
-  constructor(socket: Net.Socket, localAddr: Addr, remoteAddr: Addr, highWater: number) {
+  constructor(socket: Net.Socket, unix: Addr | undefined, highWater: number) {
     this.#socket = socket;
-    this.localAddr = localAddr;
-    this.remoteAddr = remoteAddr;
+    this.#unix = unix;
     this.#queue = new ReadQueue(highWater, socket);
     // One set of listener functions for every socket (they find this object on the socket):
     // an idle connection holds no closure of its own.
@@ -81,7 +82,9 @@ class NodeConn implements Conn {
   }
 
   static #onEnd(this: TaggedSocket): void {
-    this[CONN]!.#queue.end();
+    const conn = this[CONN]!;
+    conn.#keepAddrs();
+    conn.#queue.end();
   }
 
   static #onDrain(this: TaggedSocket): void {
@@ -90,6 +93,7 @@ class NodeConn implements Conn {
 
   static #onError(this: TaggedSocket, e: unknown): void {
     const conn = this[CONN]!;
+    conn.#keepAddrs();
     const err = socketError(e, formatAddr(conn.remoteAddr));
     conn.#writeError ??= err;
     conn.#queue.fail(err);
@@ -109,6 +113,24 @@ class NodeConn implements Conn {
 
   get closed(): Promise<void> {
     return this.#closed.promise;
+  }
+
+  // Made when asked, not kept while the connection lives: an idle relay connection holds no
+  // address objects. They are taken once as it ends, while the socket still knows them.
+  get localAddr(): Addr {
+    return this.#unix ?? this.#ended?.local ??
+      tcpAddr(this.#socket.localAddress, this.#socket.localPort);
+  }
+
+  get remoteAddr(): Addr {
+    return this.#unix ?? this.#ended?.remote ??
+      tcpAddr(this.#socket.remoteAddress, this.#socket.remotePort);
+  }
+
+  /** Keeps the addresses before the socket lets go of them (end, error, close). */
+  #keepAddrs(): void {
+    if (this.#unix !== undefined || this.#ended !== undefined) return;
+    this.#ended = { local: this.localAddr, remote: this.remoteAddr };
   }
 
   get writableLength(): number {
@@ -150,6 +172,7 @@ class NodeConn implements Conn {
   }
 
   close(): void {
+    this.#keepAddrs();
     const closed = closedError(); // one error object: each costs ~30 µs of stack capture
     this.#writeError ??= closed;
     this.#queue.discard(closed);
@@ -158,7 +181,7 @@ class NodeConn implements Conn {
   }
 
   setNoDelay(noDelay: boolean): void {
-    if (this.localAddr.kind === "tcp") this.#socket.setNoDelay(noDelay);
+    if (this.#unix === undefined) this.#socket.setNoDelay(noDelay);
   }
 }
 
@@ -168,16 +191,10 @@ function tcpAddr(host: string | undefined, port: number | undefined): Addr {
 
 function wrap(socket: Net.Socket, unixPath: string | undefined, highWater: number): NodeConn {
   if (unixPath !== undefined) {
-    const addr: Addr = { kind: "unix", path: unixPath };
-    return new NodeConn(socket, addr, addr, highWater);
+    return new NodeConn(socket, { kind: "unix", path: unixPath }, highWater);
   }
   socket.setNoDelay(true);
-  return new NodeConn(
-    socket,
-    tcpAddr(socket.localAddress, socket.localPort),
-    tcpAddr(socket.remoteAddress, socket.remotePort),
-    highWater,
-  );
+  return new NodeConn(socket, undefined, highWater);
 }
 
 /**
