@@ -66,10 +66,11 @@ function denoNs(): DenoNs {
   return ns;
 }
 
-// An idle connection always has a read pending, and the pending read pins its buffer. 1 KiB
-// holds the usual control messages (a ping, a join); a larger one takes a second read, and
-// the size doubles after every full read under load.
-const MIN_READ = 1024;
+// An idle connection always has a read pending, and the pending read pins its buffer. 256 B
+// hold the usual control message (a ping, a pong); a larger one (a join) takes a second read,
+// and the size doubles after every full read under load. 1 KiB → 256 B: relay live JS per
+// idle connection −0.6 KB, bulk end to end unchanged (docs/BENCHMARKS.md).
+const MIN_READ = 256;
 // Measured: fresh 256 KiB buffers per read cost 40 % of throughput (0.60x a bare loop,
 // glibc serves them by mmap and each read page-faults); 64 KiB stays on the heap (0.97x).
 const MAX_READ = 64 * 1024;
