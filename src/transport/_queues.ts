@@ -20,18 +20,18 @@ export interface ReadSource {
 }
 
 /**
+ * The chunk list of every queue holding nothing: shared and never written to (a queue takes
+ * an array of its own on its first queued chunk), so an idle connection holds no array.
+ */
+const NO_CHUNKS: readonly Uint8Array[] = Object.freeze([]);
+
+/**
  * Received chunks on their way to the reader: pulled by `read()`, or pushed to a sink after
  * `start()` (the adapters' `startReading`). The socket pushes; when the queued bytes reach the
  * high-water mark `pause` is called, and `resume` once the reader has taken the queue below
  * half of it, so a reader that stops reading (or holds its sink) makes the sender's socket fill
  * up (TCP backpressure) instead of this process's memory.
  */
-/**
- * The chunk list of every queue holding nothing: shared and never written to (a queue takes
- * an array of its own on its first queued chunk), so an idle connection holds no array.
- */
-const NO_CHUNKS: readonly Uint8Array[] = Object.freeze([]);
-
 export class ReadQueue {
   #chunks: Uint8Array[] = NO_CHUNKS as Uint8Array[];
   #head = 0;
