@@ -241,7 +241,13 @@ export function nodeTransport(): Transport {
       // Deno's node:net drops them without a `drop`: there admit() above closes and counts.
       const unpaused = server.maxConnections; // undefined on Node 20, Infinity later
       const onPause = (globalThis as { Deno?: unknown }).Deno === undefined
-        ? (paused: boolean) => void (server.maxConnections = paused ? -1 : unpaused)
+        ? (paused: boolean) => {
+          try {
+            server.maxConnections = paused ? -1 : unpaused;
+          } catch {
+            // A node:net that validates the value: admit() above turns arrivals away instead.
+          }
+        }
         : undefined;
       listener = new QueueListener(boundAddr, queue, () => server.close(), onPause);
       return listener;
