@@ -1,14 +1,16 @@
 /**
  * @module
- * Internal queues shared by the push-based adapters (node, bun, memory): a bounded queue of
- * received chunks that pauses its source above the high-water mark, an accept queue for
- * listeners, and a gate that parks writers until the queue drains.
+ * Internal queues shared by the adapters: a bounded queue of received chunks that pauses its
+ * source above the high-water mark, a pull-to-push reader, a gate that parks writers until
+ * the queue drains, and the errors and address format every adapter uses. Listeners' queues
+ * are _listener.ts.
  */
 
 import { RelayError } from "../errors.ts";
-import type { Addr, Conn, ConnSink, Listener } from "./types.ts";
+import type { Addr, ConnSink } from "./types.ts";
 
-interface Waiter<T> {
+/** A parked promise's settlers. */
+export interface Waiter<T> {
   resolve(value: T): void;
   reject(error: unknown): void;
 }
@@ -288,133 +290,6 @@ export class WriteGate {
   }
 }
 
-/**
- * Accepted connections waiting for `Listener.accept()`. Closing it closes whatever was never
- * taken, so no socket leaks when a server shuts down mid-accept.
- */
-export class AcceptQueue<C extends { close(): void }> {
-  #items: C[] = [];
-  #waiters: Waiter<C | null>[] = [];
-  #closed = false;
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  push(conn: C): void {
-    if (this.#closed) {
-      conn.close();
-      return;
-    }
-    const waiter = this.#waiters.shift();
-    if (waiter !== undefined) waiter.resolve(conn);
-    else this.#items.push(conn);
-  }
-
-  accept(): Promise<C | null> {
-    const item = this.#items.shift();
-    if (item !== undefined) return Promise.resolve(item);
-    if (this.#closed) return Promise.resolve(null);
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    for (const c of this.#items) c.close();
-    this.#items = [];
-    for (const w of this.#waiters) w.resolve(null);
-    this.#waiters = [];
-  }
-}
-
-/**
- * The listener of the push-based adapters: accepted connections arrive in an
- * {@link AcceptQueue}; `stop` releases the adapter's listening socket. While paused, an
- * adapter asks {@link QueueListener.admit} before making a connection object, and `onPause`
- * lets one turn connections away before they reach JavaScript at all (Node).
- */
-export class QueueListener<C extends Conn> implements Listener {
-  readonly addr: Addr;
-  readonly #queue: AcceptQueue<C>;
-  readonly #stop: () => void;
-  readonly #onPause: ((paused: boolean) => void) | undefined;
-  #paused = false;
-  #turnedAway = 0;
-
-  constructor(
-    addr: Addr,
-    queue: AcceptQueue<C>,
-    stop: () => void,
-    onPause?: (paused: boolean) => void,
-  ) {
-    this.addr = addr;
-    this.#queue = queue;
-    this.#stop = stop;
-    this.#onPause = onPause;
-  }
-
-  accept(): Promise<Conn | null> {
-    return this.#queue.accept();
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Conn> {
-    return iterateAccept(() => this.accept());
-  }
-
-  get turnedAway(): number {
-    return this.#turnedAway;
-  }
-
-  pause(): void {
-    if (this.#paused) return;
-    this.#paused = true;
-    this.#onPause?.(true);
-  }
-
-  resume(): void {
-    if (!this.#paused) return;
-    this.#paused = false;
-    this.#onPause?.(false);
-  }
-
-  /**
-   * Asked by the adapter for each arriving connection before it makes anything of it.
-   * @returns `false` while paused (the adapter closes the raw socket; it is counted).
-   */
-  admit(): boolean {
-    if (!this.#paused) return true;
-    this.#turnedAway++;
-    return false;
-  }
-
-  /** Counts connections the runtime turned away itself (Node's `drop`). */
-  countTurnedAway(): void {
-    this.#turnedAway++;
-  }
-
-  close(): Promise<void> {
-    this.#queue.close();
-    this.#stop();
-    // Let the runtime release the listening socket before callers re-bind its address.
-    return new Promise((resolve) => setTimeout(resolve, 0));
-  }
-}
-
-/**
- * Makes a listener async-iterable over `accept()`.
- *
- * @param accept The listener's accept function.
- * @returns An async iterator ending when accept yields `null`.
- */
-export async function* iterateAccept<C>(accept: () => Promise<C | null>): AsyncGenerator<C> {
-  while (true) {
-    const conn = await accept();
-    if (conn === null) return;
-    yield conn;
-  }
-}
-
 /** The error every adapter uses for operations on a locally closed connection. */
 export function closedError(): RelayError {
   return new RelayError("closed", "connection is closed");
@@ -459,6 +334,16 @@ function describe(e: unknown): string {
  * @param addr The address.
  * @returns `host:port` or the socket path.
  */
+/**
+ * A TCP address from what a socket API reports (missing parts as empty).
+ * @param host The host, if known.
+ * @param port The port, if known.
+ * @returns The address.
+ */
+export function tcpAddr(host: string | undefined, port: number | undefined): Addr {
+  return { kind: "tcp", hostname: host ?? "", port: port ?? 0 };
+}
+
 export function formatAddr(addr: Addr): string {
   return addr.kind === "tcp" ? `${addr.hostname}:${addr.port}` : `unix:${addr.path}`;
 }

@@ -12,15 +12,8 @@
 
 import { Signal } from "../_signal.ts";
 import { RelayError } from "../errors.ts";
-import {
-  AcceptQueue,
-  closedError,
-  formatAddr,
-  QueueListener,
-  ReadQueue,
-  socketError,
-  WriteGate,
-} from "./_queues.ts";
+import { closedError, formatAddr, ReadQueue, socketError, tcpAddr, WriteGate } from "./_queues.ts";
+import { AcceptQueue, QueueListener } from "./_listener.ts";
 import {
   type Addr,
   type Conn,
@@ -105,14 +98,12 @@ class BunConn implements Conn {
   // address objects. They are taken once as it ends, while the socket still knows them.
   get localAddr(): Addr {
     const s = this.#socket;
-    return this.#unix ?? this.#ended?.local ??
-      { kind: "tcp", hostname: s.localAddress ?? "", port: s.localPort ?? 0 };
+    return this.#unix ?? this.#ended?.local ?? tcpAddr(s.localAddress, s.localPort);
   }
 
   get remoteAddr(): Addr {
     const s = this.#socket;
-    return this.#unix ?? this.#ended?.remote ??
-      { kind: "tcp", hostname: s.remoteAddress ?? "", port: s.remotePort ?? 0 };
+    return this.#unix ?? this.#ended?.remote ?? tcpAddr(s.remoteAddress, s.remotePort);
   }
 
   /** Keeps the addresses before the socket lets go of them (end, error, close). */

@@ -13,14 +13,8 @@
  */
 
 import { RelayError } from "../errors.ts";
-import {
-  closedError,
-  formatAddr,
-  iterateAccept,
-  PullReader,
-  socketError,
-  WriteGate,
-} from "./_queues.ts";
+import { closedError, formatAddr, PullReader, socketError, WriteGate } from "./_queues.ts";
+import { iterateAccept } from "./_listener.ts";
 import {
   type Addr,
   type Conn,

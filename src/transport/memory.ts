@@ -11,14 +11,8 @@
  */
 
 import { RelayError } from "../errors.ts";
-import {
-  AcceptQueue,
-  closedError,
-  formatAddr,
-  QueueListener,
-  ReadQueue,
-  WriteGate,
-} from "./_queues.ts";
+import { closedError, formatAddr, ReadQueue, WriteGate } from "./_queues.ts";
+import { AcceptQueue, QueueListener } from "./_listener.ts";
 import {
   type Addr,
   type Conn,

@@ -16,15 +16,8 @@
 import type * as Net from "node:net";
 import { Signal } from "../_signal.ts";
 import { RelayError } from "../errors.ts";
-import {
-  AcceptQueue,
-  closedError,
-  formatAddr,
-  QueueListener,
-  ReadQueue,
-  socketError,
-  WriteGate,
-} from "./_queues.ts";
+import { closedError, formatAddr, ReadQueue, socketError, tcpAddr, WriteGate } from "./_queues.ts";
+import { AcceptQueue, QueueListener } from "./_listener.ts";
 import {
   type Addr,
   type Conn,
@@ -183,10 +176,6 @@ class NodeConn implements Conn {
   setNoDelay(noDelay: boolean): void {
     if (this.#unix === undefined) this.#socket.setNoDelay(noDelay);
   }
-}
-
-function tcpAddr(host: string | undefined, port: number | undefined): Addr {
-  return { kind: "tcp", hostname: host ?? "", port: port ?? 0 };
 }
 
 function wrap(socket: Net.Socket, unixPath: string | undefined, highWater: number): NodeConn {

@@ -10,7 +10,7 @@
 import { RelayError } from "../errors.ts";
 import { runtimeName } from "../runtime.ts";
 import { MessageConn } from "./_message_conn.ts";
-import { AcceptQueue, QueueListener } from "./_queues.ts";
+import { AcceptQueue, QueueListener } from "./_listener.ts";
 import { WebSocketConn, type WebSocketLike } from "./websocket.ts";
 import { type Addr, type Conn, DEFAULT_HIGH_WATER, type Listener, type TcpAddr } from "./types.ts";
 

@@ -1,12 +1,12 @@
 /**
- * The accept queue behind the push-based adapters' listeners (src/transport/_queues.ts): a
+ * The accept queue behind the push-based adapters' listeners (src/transport/_listener.ts): a
  * crowd of joins can leave thousands of connections waiting in it; these hold it to first in,
  * first out, and to closing what was never taken when the listener closes.
  */
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { AcceptQueue } from "../../src/transport/_queues.ts";
+import { AcceptQueue } from "../../src/transport/_listener.ts";
 
 /** A stand-in connection that records whether it was closed. */
 class Fake {
